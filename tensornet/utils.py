@@ -1,0 +1,27 @@
+"""Small user-facing helpers (Keras' ``to_categorical``)."""
+from __future__ import annotations
+
+from .backend import floatx, get_backend
+
+
+def to_categorical(y, num_classes=None, dtype=None):
+    """One-hot encode integer labels: row i is e_{y_i} of length ``num_classes``
+    (default max(y) + 1), as ``keras.utils.to_categorical``; returns a NumPy array."""
+    ops = get_backend("numpy")
+    labels = ops.asarray(y)
+    if labels.ndim > 1 and labels.shape[-1] == 1:
+        labels = labels.reshape(labels.shape[:-1])
+    if labels.dtype.kind not in "iub" and not (labels.dtype.kind == "f" and labels.size
+                                                and int(ops.sum(labels != labels.astype("int64"))) == 0):
+        raise TypeError(f"to_categorical needs integer labels; got dtype {labels.dtype}")
+    flat = labels.reshape(-1).astype("int64")
+    if num_classes is None:
+        num_classes = int(flat.max()) + 1 if flat.size else 0
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")
+    bad = ops.count_bad_labels(flat, num_classes)
+    if bad:
+        low, high = ops.min_max(flat)
+        raise ValueError(f"y holds {bad} label(s) outside [0, {num_classes - 1}] (min {low}, max {high})")
+    out = ops.one_hot(flat, num_classes, dtype=dtype or floatx())
+    return out.reshape(labels.shape + (num_classes,))
