@@ -66,10 +66,15 @@ class Loss:
         """The batch-mean loss, Keras' argument order (``y_true`` first)."""
         ops = get_backend()
         pred = ops.asarray(y_pred)
-        target = ops.asarray(y_true) if self.target_kind == "sparse" else ops.asarray(y_true, dtype=pred.dtype)
+        if self.target_kind == "sparse":  # integer labels (Keras also takes them as floats)
+            target = ops.asarray(y_true, dtype="int64").reshape(-1)
+        else:
+            target = ops.asarray(y_true, dtype=pred.dtype)
         if self.target_kind == "dense" and target.shape != pred.shape:
             target = target.reshape(pred.shape)
-        return ops.to_float(self.total(ops, pred, target)) / pred.shape[0]
+        # ``total`` sums over every axis but the last (a 1-D y_pred is one example, as in Keras).
+        examples = max(pred.size // pred.shape[-1], 1) if pred.ndim else 1
+        return ops.to_float(self.total(ops, pred, target)) / examples
 
     def get_config(self) -> dict:
         return {"name": self.name, "from_logits": self.from_logits}

@@ -1,6 +1,8 @@
 """Sequential: a stack of layers with Keras' compile / fit / evaluate / predict face."""
 from __future__ import annotations
 
+import os
+
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -39,6 +41,8 @@ class Sequential:
         self.fused_output = None
         self.stop_training = False
         self.history = None
+        #: Epochs trained so far (what ``save`` records and ``fit(initial_epoch=...)`` resumes from).
+        self.epochs_completed = 0
         self._trainer = Trainer(self)
         for layer in layers or []:
             self.add(layer)
@@ -110,12 +114,17 @@ class Sequential:
             if hasattr(layer, "rng") and getattr(layer, "seed", None) is None:
                 layer.rng = self.rng
         self.store = ParameterStore(self.ops, self.layers)
-        if keep is None:
-            for layer in self.layers:
+        kept = 0 if keep is None else len(keep)
+        done = 0
+        for layer in self.layers:  # layers ``keep`` does not cover (added since) start fresh
+            if done >= kept:
                 layer.initialize(self.rng)
+            done += len(layer.weight_specs())
         self.built = True
         if keep is not None:
-            self.set_weights(keep)
+            keep = list(keep)
+            views = list(self.store.views())
+            self.set_weights(keep + [self.ops.copy(w) for _, _, w, _ in views[len(keep):]])
         if self.compiled:
             self._finish_compile()
         return self
@@ -211,6 +220,30 @@ class Sequential:
                                  f"got {tuple(value.shape)}")
             view[...] = value
 
+    # ------------------------------------------------------------------ saving
+    def save(self, path, overwrite=True, include_optimizer=True):
+        """Write the model to ``path`` (architecture, weights, optimizer state and step, schedule,
+        random-generator states, epochs completed, history): one ``.npz`` file with a JSON
+        header and a checksum, written atomically; nothing in it executes on load. See
+        :mod:`tensornet.saving` and :func:`load_model`."""
+        from . import saving
+
+        if not overwrite and os.path.exists(path):
+            raise FileExistsError(f"{path!r} exists and overwrite=False")
+        saving.save_model(self, path, include_optimizer=include_optimizer)
+
+    def save_weights(self, path):
+        """Write only the weights (same file format as ``save``)."""
+        from . import saving
+
+        saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        """Set the weights from a file written by ``save`` or ``save_weights``."""
+        from . import saving
+
+        saving.load_weights(self, path)
+
     def _require_built(self, what):
         if not self.built:
             raise RuntimeError(f"{what}() needs a built model: give the first layer input_shape=... or "
@@ -248,8 +281,8 @@ def _columns(values, widths):
     return "".join(" " + str(v).ljust(w) for v, w in zip(values, widths)).rstrip()
 
 
-def load_model(path):
+def load_model(path, custom_objects=None, compile=True):
     """Load a model written by ``Sequential.save`` (see :mod:`tensornet.saving`)."""
     from .saving import load_model as _load
 
-    return _load(path)
+    return _load(path, custom_objects=custom_objects, compile=compile)

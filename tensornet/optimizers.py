@@ -54,11 +54,27 @@ class Optimizer:
         self.iterations = 0
         self.state = {}
         self.ops = None
+        #: Factor on the schedule set by ``learning_rate = ...`` on a decaying schedule (saved).
+        self.lr_multiplier = 1.0
 
     @property
     def learning_rate(self) -> float:
-        """The learning rate the next step will use."""
-        return self.schedule(self.iterations)
+        """The learning rate the next step will use: ``lr_multiplier * schedule(iterations)``."""
+        return self.schedule(self.iterations) * self.lr_multiplier
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        """Make the next step use ``value`` (what LearningRateScheduler and ReduceLROnPlateau
+        do): a constant rate becomes ``Constant(value)``; a decaying schedule keeps its shape
+        and is scaled by ``lr_multiplier = value / schedule(iterations)`` from now on."""
+        value = _number(value, "learning_rate")
+        if isinstance(self.schedule, schedules.Constant):
+            self.schedule, self.lr_multiplier = schedules.Constant(value), 1.0
+        else:
+            base = self.schedule(self.iterations)
+            if base == 0:
+                raise ValueError("cannot set the learning rate: the schedule is 0 at this step")
+            self.lr_multiplier = value / base
 
     lr = learning_rate
 
@@ -81,6 +97,8 @@ class Optimizer:
     def apply(self, store):
         """One step over all of ``store``'s parameters; returns the learning rate used."""
         lr = self.schedule(self.iterations)
+        if self.lr_multiplier != 1.0:
+            lr *= self.lr_multiplier
         self.clip(store)
         for dtype, (params, grads) in store.groups.items():
             self.update(store.ops, params, grads, self.state[dtype], lr, self.iterations)
@@ -113,7 +131,8 @@ class Optimizer:
         """Step count, scalar state and every state buffer as host arrays."""
         buffers = {f"{dtype}/{name}": ops.to_numpy(buf) for dtype, group in self.state.items()
                    for name, buf in group.items()}
-        return {"iterations": self.iterations, "buffers": buffers, "scalars": self.scalar_state()}
+        return {"iterations": self.iterations, "buffers": buffers, "scalars": self.scalar_state(),
+                "lr_multiplier": self.lr_multiplier}
 
     def set_state(self, ops, state: dict):
         self.iterations = int(state["iterations"])
@@ -124,6 +143,7 @@ class Optimizer:
                 raise ValueError(f"optimizer state {key!r} has shape {value.shape}, expected {target.shape}")
             target[...] = ops.asarray(value)
         self.set_scalar_state(state.get("scalars", {}))
+        self.lr_multiplier = float(state.get("lr_multiplier", 1.0))
 
     def scalar_state(self) -> dict:
         return {}
@@ -190,7 +210,7 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, *,
+    def __init__(self, learning_rate=None, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, *,
                  lr=None, decay=0.0, **kwargs):
         super().__init__(_learning_rate(lr, learning_rate, 0.001, decay), **kwargs)
         self.rho = _number(rho, "rho", maximum=1.0)
@@ -220,7 +240,7 @@ class Adagrad(Optimizer):
 
     name = "adagrad"
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, *, lr=None,
+    def __init__(self, learning_rate=None, initial_accumulator_value=0.1, epsilon=1e-7, *, lr=None,
                  decay=0.0, **kwargs):
         super().__init__(_learning_rate(lr, learning_rate, 0.001, decay), **kwargs)
         self.initial_accumulator_value = _number(initial_accumulator_value, "initial_accumulator_value")
@@ -245,7 +265,7 @@ class Adadelta(Optimizer):
     name = "adadelta"
     STATE = (("accum_grad", 0.0), ("accum_delta", 0.0))
 
-    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, *, lr=None, decay=0.0, **kwargs):
+    def __init__(self, learning_rate=None, rho=0.95, epsilon=1e-7, *, lr=None, decay=0.0, **kwargs):
         super().__init__(_learning_rate(lr, learning_rate, 0.001, decay), **kwargs)
         self.rho = _number(rho, "rho", maximum=1.0)
         self.epsilon = _number(epsilon, "epsilon")
@@ -267,7 +287,7 @@ class Adam(Optimizer):
 
     name = "adam"
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, *,
+    def __init__(self, learning_rate=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, *,
                  lr=None, decay=0.0, **kwargs):
         super().__init__(_learning_rate(lr, learning_rate, 0.001, decay), **kwargs)
         self.beta_1 = _number(beta_1, "beta_1", maximum=1.0, strict_max=True)
@@ -294,7 +314,7 @@ class Adamax(Optimizer):
     name = "adamax"
     STATE = (("m", 0.0), ("u", 0.0))
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *, lr=None, decay=0.0,
+    def __init__(self, learning_rate=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *, lr=None, decay=0.0,
                  **kwargs):
         super().__init__(_learning_rate(lr, learning_rate, 0.001, decay), **kwargs)
         self.beta_1 = _number(beta_1, "beta_1", maximum=1.0, strict_max=True)
@@ -318,7 +338,7 @@ class Nadam(Optimizer):
     name = "nadam"
     STATE = (("m", 0.0), ("v", 0.0))
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *, lr=None, decay=0.0,
+    def __init__(self, learning_rate=None, beta_1=0.9, beta_2=0.999, epsilon=1e-7, *, lr=None, decay=0.0,
                  **kwargs):
         super().__init__(_learning_rate(lr, learning_rate, 0.001, decay), **kwargs)
         self.beta_1 = _number(beta_1, "beta_1", maximum=1.0, strict_max=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 import time
 
-from .callbacks import CallbackList, History
+from .callbacks import BatchLogs, CallbackList, History
 from .inputs import (check_positive_int, check_same_length, check_verbose, prepare_inputs,
                      prepare_targets)
+from .progress import ProgressLogger
 
 
 class EpochTotals:
@@ -78,21 +79,18 @@ class Trainer:
         steps = -(-x.shape[0] // batch_size)
         params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": x.shape[0],
                   "verbose": verbose}
-        callback_list = CallbackList([history, *(callbacks or [])], model, params)
+        progress = [ProgressLogger(verbose)] if verbose else []
+        callback_list = CallbackList([history, *progress, *(callbacks or [])], model, params)
         model.history = history
         model.stop_training = False
         logs = {}
         callback_list.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             callback_list.call("on_epoch_begin", epoch, {})
-            started = time.perf_counter()
             logs = self._train_epoch(x, y, batch_size, shuffle, callback_list)
             if validation is not None:
                 val_logs = self._evaluate_arrays(*validation, batch_size)
                 logs.update({"val_" + key: value for key, value in val_logs.items()})
-            elapsed = time.perf_counter() - started
-            if verbose:
-                self._print_epoch(epoch, epochs, steps, x.shape[0], elapsed, logs)
             callback_list.call("on_epoch_end", epoch, dict(logs))
             if model.stop_training:
                 break
@@ -168,7 +166,7 @@ class Trainer:
                 callback_list.batch_begin(batch, {"batch": batch, "size": stop - start})
             self.train_step(xb, yb, totals)
             if hooks:
-                callback_list.batch_end(batch, {"batch": batch, "size": stop - start})
+                callback_list.batch_end(batch, BatchLogs(batch, stop - start, totals, model.output_shape[-1]))
             if model.stop_training:
                 break
         return totals.results(model.output_shape[-1])
@@ -209,12 +207,6 @@ class Trainer:
         if buffer is None:
             buffer = self._buffers[key] = self.model.ops.empty(shape, dtype)
         return buffer
-
-    @staticmethod
-    def _print_epoch(epoch, epochs, steps, samples, elapsed, logs):
-        rate = samples / elapsed if elapsed > 0 else float("inf")
-        print(f"Epoch {epoch + 1}/{epochs} - {steps} steps - {elapsed:.1f}s - {rate:,.0f} samples/s - "
-              + _format_logs(logs), file=sys.stdout, flush=True)
 
 
 def _format_logs(logs):

@@ -353,7 +353,7 @@ class Backend:
         picked = self._pick(pred, labels)
         inside = (picked > EPSILON) & (picked < 1.0 - EPSILON)
         rows = xp.arange(pred.shape[0])
-        out[rows, labels] = -inside / xp.clip(picked, EPSILON, 1.0 - EPSILON) / pred.shape[0]
+        out[rows, labels] = -(inside / xp.clip(picked, EPSILON, 1.0 - EPSILON)) / pred.shape[0]
         return out
 
     def sparse_categorical_crossentropy_from_logits(self, logits, labels):

@@ -1,9 +1,45 @@
-"""The CPU backend: the reference operations of :class:`Backend` on NumPy."""
+"""The CPU backend: the reference operations of :class:`Backend` on NumPy, with the hot paths
+of a training step made lean.
+
+What is overridden, and why (measurements in ``bench/NOTES.md``):
+
+- ``matmul``: straight to ``numpy.matmul`` with ``out=``; transposes are views, so BLAS reads
+  them through its own transpose flags with no copy.
+- the training step's element-wise work -- bias + relu, bias + softmax, the relu gradient, the
+  fused softmax cross-entropy, the accuracy count and the SGD update over the flat parameter
+  buffer -- runs as fused one-pass loops compiled by Numba when it is installed (the ``fast``
+  extra; :mod:`._numba_kernels`), threaded over the cores for large buffers. Without Numba (or
+  with ``TENSORNET_CPU_KERNELS=numpy``) the same methods run in NumPy with preallocated scratch
+  buffers and ``out=`` everywhere, so a step allocates no large array either way.
+
+Every override keeps :class:`Backend`'s signature and is tested against it on random inputs,
+in both modes (``tests/test_backend_numpy.py``).
+"""
 from __future__ import annotations
+
+import os
 
 import numpy
 
 from .base import Backend
+
+#: ``TENSORNET_CPU_KERNELS``: ``auto`` (Numba when it imports), ``numba`` (required) or ``numpy``.
+KERNELS_ENV = "TENSORNET_CPU_KERNELS"
+
+_FLOATS = (numpy.dtype("float32"), numpy.dtype("float64"))
+
+
+def _load_numba_kernels(mode):
+    if mode == "numpy":
+        return None
+    try:
+        from . import _numba_kernels
+    except ImportError as exc:
+        if mode == "numba":
+            raise RuntimeError(f"{KERNELS_ENV}=numba but Numba cannot be imported ({exc}); "
+                               "install tensornet[fast]") from None
+        return None
+    return _numba_kernels
 
 
 class NumpyBackend(Backend):
@@ -11,3 +47,170 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     xp = numpy
+
+    def __init__(self):
+        super().__init__()
+        mode = os.environ.get(KERNELS_ENV, "auto").lower()
+        if mode not in ("auto", "numba", "numpy"):
+            raise ValueError(f"{KERNELS_ENV} must be auto, numba or numpy; got {mode!r}")
+        self._kernel_mode = mode
+        self._kernels_loaded = False
+        self._nb = None
+
+    # ------------------------------------------------------------------ kernel selection
+    @property
+    def accelerator(self) -> str:
+        """``"numba"`` when the fused kernels are in use, ``"numpy"`` otherwise."""
+        return "numba" if self._kernels() is not None else "numpy"
+
+    def _set_kernels(self, mode):
+        """Switch between ``"numba"``, ``"numpy"`` and ``"auto"`` (tests run both paths)."""
+        self._kernel_mode, self._kernels_loaded, self._nb = mode, False, None
+        return self._kernels()
+
+    def _kernels(self):
+        if not self._kernels_loaded:
+            self._nb = _load_numba_kernels(self._kernel_mode)
+            self._kernels_loaded = True
+        return self._nb
+
+    def _kernel(self, pair, size, *arrays):
+        """The parallel or serial twin of ``pair`` for ``size`` elements, or None when the arrays
+        do not suit a compiled kernel (no Numba, non-float dtype, mixed dtypes)."""
+        dtype = arrays[0].dtype
+        if dtype not in _FLOATS:
+            return None
+        for array in arrays[1:]:
+            if array.dtype != dtype:
+                return None
+        return pair[0] if size >= self._nb.PARALLEL_MIN else pair[1]
+
+    def device_info(self) -> dict:
+        info = super().device_info()
+        info["cpu_kernels"] = self.accelerator
+        return info
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a, b, out=None, trans_a=False, trans_b=False):
+        if a.ndim == 2 and b.ndim == 2:
+            if trans_a:
+                a = a.T
+            if trans_b:
+                b = b.T
+            if a.shape[1] != b.shape[0]:
+                raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+            return numpy.matmul(a, b, out=out)
+        return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
+
+    # ------------------------------------------------------------------ fused forward
+    def bias_activation(self, z, bias, activation, out=None, alpha=0.0):
+        nb = self._kernels()
+        if (activation in ("relu", "softmax") and z.ndim == 2 and bias.ndim == 1
+                and bias.shape[0] == z.shape[1]):
+            if out is None:
+                out = numpy.empty_like(z)
+            if nb is not None and z.flags.c_contiguous and out.flags.c_contiguous:
+                kernel = self._kernel(nb.bias_relu if activation == "relu" else nb.bias_softmax,
+                                      z.size, z, bias, out)
+                if kernel is not None:
+                    kernel(z, bias, out)
+                    return out
+            numpy.add(z, bias, out=z)
+            if activation == "relu":
+                return numpy.maximum(z, 0, out=out)
+            return self.softmax(z, out=out)
+        return super().bias_activation(z, bias, activation, out=out, alpha=alpha)
+
+    def relu(self, x, out=None):
+        return numpy.maximum(x, 0, out=out)
+
+    def backprop_relu(self, dy, y, out=None):
+        if out is None:
+            out = numpy.empty_like(dy)
+        nb = self._kernels()
+        if (nb is not None and dy.shape == y.shape == out.shape and dy.flags.c_contiguous
+                and y.flags.c_contiguous and out.flags.c_contiguous):
+            kernel = self._kernel(nb.relu_backward, dy.size, dy, y, out)
+            if kernel is not None:
+                kernel(dy.reshape(-1), y.reshape(-1), out.reshape(-1))
+                return out
+        mask = self.scratch("relu_mask", y.shape, numpy.bool_)
+        numpy.greater(y, 0, out=mask)
+        return numpy.multiply(dy, mask, out=out)
+
+    def softmax(self, x, out=None):
+        if x.ndim != 2:
+            return super().softmax(x, out=out)
+        rows = (x.shape[0], 1)
+        row_max = self.scratch("softmax_max", rows, x.dtype)
+        numpy.max(x, axis=-1, keepdims=True, out=row_max)
+        out = numpy.subtract(x, row_max, out=out)
+        numpy.exp(out, out=out)
+        row_sum = self.scratch("softmax_sum", rows, x.dtype)
+        numpy.sum(out, axis=-1, keepdims=True, out=row_sum)
+        out /= row_sum
+        return out
+
+    # ------------------------------------------------------------------ fused loss
+    def softmax_cross_entropy(self, logits, probs, target, grad_out, sparse=False):
+        nb = self._kernels()
+        if (nb is not None and logits.ndim == 2 and logits.shape == probs.shape == grad_out.shape
+                and logits.flags.c_contiguous and probs.flags.c_contiguous and grad_out.flags.c_contiguous):
+            n = logits.shape[0]
+            if n == 0:
+                return super().softmax_cross_entropy(logits, probs, target, grad_out, sparse=sparse)
+            inv_n = logits.dtype.type(1.0 / n)
+            if sparse:
+                if target.ndim == 1 and target.dtype.kind in "iu":
+                    kernel = self._kernel(nb.softmax_xent_sparse, logits.size, logits, probs, grad_out)
+                    if kernel is not None:
+                        return logits.dtype.type(kernel(logits, probs, target, grad_out, inv_n))
+            elif target.shape == logits.shape and target.flags.c_contiguous:
+                kernel = self._kernel(nb.softmax_xent_dense, logits.size, logits, probs, grad_out, target)
+                if kernel is not None:
+                    return logits.dtype.type(kernel(logits, probs, target, grad_out, inv_n))
+        if logits.ndim != 2:
+            return super().softmax_cross_entropy(logits, probs, target, grad_out, sparse=sparse)
+        # NumPy: log-softmax of the logits into scratch (no allocation of batch-sized arrays).
+        rows = (logits.shape[0], 1)
+        shifted = self.scratch("xent_shifted", logits.shape, logits.dtype)
+        row = self.scratch("xent_row", rows, logits.dtype)
+        numpy.max(logits, axis=-1, keepdims=True, out=row)
+        numpy.subtract(logits, row, out=shifted)
+        exp = self.scratch("xent_exp", logits.shape, logits.dtype)
+        numpy.exp(shifted, out=exp)
+        numpy.sum(exp, axis=-1, keepdims=True, out=row)
+        numpy.log(row, out=row)
+        shifted -= row  # log_softmax(logits)
+        if sparse:
+            loss = -self._pick(shifted, target).sum()
+        else:
+            numpy.multiply(shifted, target, out=shifted)
+            loss = -shifted.sum()
+        self._softmax_ce_grad_from_probs(probs, target, grad_out, sparse=sparse)
+        return loss
+
+    # ------------------------------------------------------------------ metrics
+    def count_correct(self, pred, target, kind):
+        if kind == "categorical" and pred.ndim == 2 and pred.shape == target.shape and pred.shape[1] > 0:
+            nb = self._kernels()
+            if nb is not None and pred.dtype == target.dtype:
+                kernel = self._kernel(nb.count_argmax_equal, 0, pred, target)
+                if kernel is not None:
+                    return numpy.int64(kernel(pred, target))
+        return super().count_correct(pred, target, kind)
+
+    # ------------------------------------------------------------------ optimizer
+    def sgd_update(self, w, g, velocity, lr, momentum, nesterov, weight_decay):
+        nb = self._kernels()
+        if (nb is not None and w.ndim == 1 and g.shape == w.shape and w.flags.c_contiguous
+                and g.flags.c_contiguous and (velocity is None or velocity.flags.c_contiguous)):
+            arrays = (w, g) if not momentum else (w, g, velocity)
+            kernel = self._kernel(nb.sgd, w.size, *arrays)
+            if kernel is not None:
+                cast = w.dtype.type
+                mode = 0 if not momentum else (2 if nesterov else 1)
+                kernel(w, g, velocity if momentum else w, cast(lr), cast(momentum), cast(weight_decay),
+                       mode, bool(weight_decay))
+                return
+        super().sgd_update(w, g, velocity, lr, momentum, nesterov, weight_decay)

@@ -1,0 +1,417 @@
+"""tensornet against PyTorch on the same MLP: same initial weights, same batches, one process.
+
+For each size, three trainers start from identical weights -- tensornet (SGD, momentum 0.9),
+PyTorch with its default SGD (foreach) and PyTorch with ``SGD(fused=True)`` -- and are timed
+step by step, interleaved round by round (the order rotates each round), so that a burst of
+load from another process hits all of them alike. Before timing, the weights after a few
+identical steps are compared (the two libraries must train the same network).
+
+Beside them the *GEMM floor*: only the matrix products one step needs (forward x W, backward
+x^T dz and dz W^T, the first layer's dx skipped), through NumPy's BLAS -- the one tensornet
+uses -- into preallocated outputs. ``share`` is floor / tensornet step: the part of the step
+that is BLAS work no framework can avoid.
+
+The epoch row trains one whole Fashion-MNIST epoch through ``fit`` (60,000 samples, batch
+128, shuffling, accuracy) against the idiomatic PyTorch loop (DataLoader over a
+TensorDataset, shuffle=True, loss and accuracy summed per batch).
+
+    python bench/compare.py                    # every case, table + bench/results/<name>.json/.txt
+    python bench/compare.py --quick            # a smoke run (CI): tiny repeat counts, no files
+    python bench/compare.py --device cuda      # tensornet on CuPy against PyTorch CUDA
+
+Timings: median of per-step wall-clock times (on a GPU each step ends with a synchronise).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import tensornet as tn  # noqa: E402
+from tensornet.layers import Dense  # noqa: E402
+from tensornet.models import Sequential  # noqa: E402
+from tensornet.optimizers import SGD  # noqa: E402
+from tensornet.trainer import EpochTotals  # noqa: E402
+
+LR, MOMENTUM = 0.01, 0.9
+
+#: (name, layer sizes, batch, target ratio against PyTorch's default SGD, minimum GEMM share)
+CASES = [
+    ("mlp-512", (784, 512, 512, 10), 128, 0.90, 0.80),
+    ("mlp-64", (784, 64, 10), 32, 0.50, None),
+    ("mlp-2048", (784, 2048, 2048, 10), 256, 0.95, None),
+]
+EPOCH_CASE = ("fmnist-epoch", (784, 512, 512, 10), 128, 0.90)
+
+
+# ---------------------------------------------------------------------- machine
+def machine_info(device):
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu": _cpu_model(), "cores": os.cpu_count(), "numpy": np.__version__,
+            "tensornet": getattr(tn, "__version__", "?")}
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # older NumPy
+        info["blas"] = "unknown"
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_blas"] = "MKL" if torch.backends.mkl.is_available() else "other"
+    except ImportError:
+        info["torch"] = None
+    for name in ("numba", "numexpr", "cupy"):
+        try:
+            info[name] = __import__(name).__version__
+        except Exception:
+            info[name] = None
+    from tensornet.backend import get_backend
+
+    ops = get_backend("cupy" if device == "cuda" else "numpy")
+    info["tensornet_backend"] = ops.name
+    info["tensornet_accel"] = getattr(ops, "accelerator", "numpy")
+    info["device"] = ops.device_info()
+    try:
+        info["load_average"] = os.getloadavg()
+    except OSError:
+        pass
+    return info
+
+
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------------- models
+def build_tensornet(sizes, backend, seed=0, metrics=()):
+    model = Sequential(seed=seed)
+    for i, units in enumerate(sizes[1:]):
+        last = i == len(sizes) - 2
+        kwargs = {"input_shape": (sizes[0],)} if i == 0 else {}
+        model.add(Dense(units, activation="softmax" if last else "relu", **kwargs))
+    model.compile(optimizer=SGD(lr=LR, momentum=MOMENTUM), loss="categorical_crossentropy",
+                  metrics=list(metrics), backend=backend)
+    return model
+
+
+def build_torch(sizes, weights, device, fused):
+    import torch
+
+    layers = []
+    for i in range(len(sizes) - 1):
+        linear = torch.nn.Linear(sizes[i], sizes[i + 1])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[2 * i].T)))
+            linear.bias.copy_(torch.from_numpy(weights[2 * i + 1]))
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers).to(device)
+    kwargs = {"fused": True} if fused else {}
+    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, **kwargs)
+    return net, optimizer
+
+
+def torch_weights(net):
+    out = []
+    for module in net:
+        if hasattr(module, "weight"):
+            out += [module.weight.detach().cpu().numpy().T, module.bias.detach().cpu().numpy()]
+    return out
+
+
+# ---------------------------------------------------------------------- steppers
+class TensornetStepper:
+    def __init__(self, model, batches):
+        self.model, self.batches, self.i = model, batches, 0
+        self.totals = EpochTotals(model.ops, model.metrics)
+        self.sync = model.ops.synchronize
+
+    def step(self):
+        xb, yb = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.model._trainer.train_step(xb, yb, self.totals)
+        self.sync()
+
+
+class TorchStepper:
+    def __init__(self, net, optimizer, batches, device):
+        import torch
+
+        self.net, self.optimizer, self.batches, self.i = net, optimizer, batches, 0
+        self.loss_fn = torch.nn.functional.cross_entropy
+        self.sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def step(self):
+        xb, yb = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.net(xb), yb)
+        loss.backward()
+        self.optimizer.step()
+        self.sync()
+
+
+class GemmFloor:
+    """Only the matrix products of one training step, through the array module's BLAS."""
+
+    def __init__(self, xp, sizes, batch, sync):
+        rng = np.random.default_rng(1)
+        f = lambda *shape: xp.asarray(rng.standard_normal(shape, dtype=np.float32))  # noqa: E731
+        self.sync = sync
+        self.products = []
+        for i in range(len(sizes) - 1):
+            x, w, dz = f(batch, sizes[i]), f(sizes[i], sizes[i + 1]), f(batch, sizes[i + 1])
+            self.products.append((x, w, xp.empty((batch, sizes[i + 1]), np.float32)))        # z = x W
+            self.products.append((x.T, dz, xp.empty((sizes[i], sizes[i + 1]), np.float32)))   # dW = x^T dz
+            if i > 0:
+                self.products.append((dz, w.T, xp.empty((batch, sizes[i]), np.float32)))      # dx = dz W^T
+        self.matmul = xp.matmul
+
+    def step(self):
+        for a, b, out in self.products:
+            self.matmul(a, b, out=out)
+        self.sync()
+
+
+def gemm_flops(sizes, batch):
+    total = 0
+    for i in range(len(sizes) - 1):
+        per = 2 * batch * sizes[i] * sizes[i + 1]
+        total += per * (3 if i > 0 else 2)
+    return total
+
+
+def time_interleaved(steppers, rounds, steps, warmup):
+    """{name: [per-step seconds]}, each round running ``steps`` steps of every stepper in turn."""
+    for stepper in steppers.values():
+        for _ in range(warmup):
+            stepper.step()
+    times = {name: [] for name in steppers}
+    names = list(steppers)
+    clock = time.perf_counter
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            step, record = steppers[name].step, times[name].append
+            for _ in range(steps):
+                t0 = clock()
+                step()
+                record(clock() - t0)
+    return times
+
+
+# ---------------------------------------------------------------------- cases
+def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True):
+    import torch
+
+    backend = "cupy" if device == "cuda" else "numpy"
+    model = build_tensornet(sizes, backend)
+    ops = model.ops
+    weights = model.get_weights()
+    rng = np.random.default_rng(123)
+    n_batches = 8
+    xs = [rng.standard_normal((batch, sizes[0]), dtype=np.float32) for _ in range(n_batches)]
+    labels = [rng.integers(0, sizes[-1], batch) for _ in range(n_batches)]
+    onehots = [np.eye(sizes[-1], dtype=np.float32)[lab] for lab in labels]
+    tn_batches = [(ops.asarray(x), ops.asarray(y)) for x, y in zip(xs, onehots)]
+    th_batches = [(torch.from_numpy(x).to(device), torch.from_numpy(lab).to(device))
+                  for x, lab in zip(xs, labels)]
+
+    steppers = {"tensornet": TensornetStepper(model, tn_batches)}
+    for label, fused in (("torch", False), ("torch_fused", True)):
+        net, opt = build_torch(sizes, weights, device, fused)
+        steppers[label] = TorchStepper(net, opt, th_batches, device)
+
+    max_diff = None
+    if check:  # same trajectory first: a few identical steps, then compare every weight
+        for _ in range(3):
+            for stepper in steppers.values():
+                stepper.step()
+        a = model.get_weights()
+        max_diff = 0.0
+        for label in ("torch", "torch_fused"):
+            b = torch_weights(steppers[label].net)
+            max_diff = max(max_diff, max(float(np.max(np.abs(u - v))) for u, v in zip(a, b)))
+        if max_diff > 1e-3:
+            raise SystemExit(f"{name}: tensornet and PyTorch diverge after 3 steps (max |dw| = {max_diff:.2e})")
+
+    xp = ops.xp
+    steppers["gemm_floor"] = GemmFloor(xp, sizes, batch, ops.synchronize)
+    times = time_interleaved(steppers, rounds, steps, warmup)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    flops = gemm_flops(sizes, batch)
+    return {"case": name, "sizes": list(sizes), "batch": batch, "device": device,
+            "median_s": med, "samples_per_s": {k: batch / v for k, v in med.items()},
+            "ratio_vs_torch": med["tensornet"] / med["torch"],
+            "ratio_vs_torch_fused": med["tensornet"] / med["torch_fused"],
+            "gemm_share": med["gemm_floor"] / med["tensornet"],
+            "gemm_gflops": flops / med["gemm_floor"] / 1e9,
+            "steps_timed": len(times["tensornet"]), "max_weight_diff_after_3_steps": max_diff}
+
+
+def run_epoch_case(device, repeats, limit=None):
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tensornet.datasets import fashion_mnist
+    from tensornet.utils import to_categorical
+
+    name, sizes, batch, _ = EPOCH_CASE
+    (x, y), _ = fashion_mnist.load_data()
+    if limit:
+        x, y = x[:limit], y[:limit]
+    x = (x.reshape(len(x), -1).astype(np.float32) / 255.0)
+    y_onehot = to_categorical(y, 10).astype(np.float32)
+    backend = "cupy" if device == "cuda" else "numpy"
+    model = build_tensornet(sizes, backend, metrics=["accuracy"])
+    if device == "cuda":
+        x_tn, y_tn = model.ops.asarray(x), model.ops.asarray(y_onehot)
+    else:
+        x_tn, y_tn = x, y_onehot
+    net, opt = build_torch(sizes, model.get_weights(), device, fused=False)
+    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))),
+                        batch_size=batch, shuffle=True)
+    torch.manual_seed(0)
+
+    def tensornet_epoch():
+        history = model.fit(x_tn, y_tn, batch_size=batch, epochs=1, verbose=0)
+        return history.history["loss"][-1]
+
+    def torch_epoch():
+        total_loss, correct, seen = 0.0, 0, 0
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            opt.zero_grad()
+            out = net(xb)
+            loss = torch.nn.functional.cross_entropy(out, yb)
+            loss.backward()
+            opt.step()
+            total_loss += loss.item() * len(xb)
+            correct += (out.argmax(1) == yb).sum().item()
+            seen += len(xb)
+        return total_loss / seen
+
+    times = {"tensornet": [], "torch": []}
+    losses = {"tensornet": [], "torch": []}
+    for r in range(repeats):
+        for label, fn in ((("tensornet", tensornet_epoch), ("torch", torch_epoch))[::1 if r % 2 == 0 else -1]):
+            t0 = time.perf_counter()
+            losses[label].append(fn())
+            times[label].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"case": name, "sizes": list(sizes), "batch": batch, "device": device, "samples": int(len(x)),
+            "median_s": med, "samples_per_s": {k: len(x) / v for k, v in med.items()},
+            "ratio_vs_torch": med["tensornet"] / med["torch"], "epochs_timed": repeats,
+            "first_epoch_loss": {k: v[0] for k, v in losses.items()}}
+
+
+# ---------------------------------------------------------------------- report
+def format_table(results, targets):
+    lines = []
+    head = (f"{'case':<10} {'batch':>5} {'tensornet':>10} {'torch':>9} {'t.fused':>9} {'ratio':>6} "
+            f"{'r.fused':>7} {'gemm':>8} {'share':>6} {'tn samples/s':>13} {'target':>10}  met")
+    lines.append(head)
+    lines.append("-" * len(head))
+    for res in results:
+        med = res["median_s"]
+        target = targets.get(res["case"], (None, None))
+        ok = target[0] is None or res["ratio_vs_torch"] <= target[0]
+        tgt = f"<={target[0]:.2f}" if target[0] else ""
+        if "gemm_floor" in med:
+            if target[1] is not None:
+                ok = ok and res["gemm_share"] >= target[1]
+                tgt += f",{int(target[1] * 100)}%"
+            lines.append(
+                f"{res['case']:<10} {res['batch']:>5} {med['tensornet'] * 1e3:>8.3f}ms {med['torch'] * 1e3:>7.3f}ms "
+                f"{med['torch_fused'] * 1e3:>7.3f}ms {res['ratio_vs_torch']:>6.2f} {res['ratio_vs_torch_fused']:>7.2f} "
+                f"{med['gemm_floor'] * 1e3:>6.3f}ms {res['gemm_share'] * 100:>5.0f}% "
+                f"{res['samples_per_s']['tensornet']:>13,.0f} {tgt:>10}  {'yes' if ok else 'NO'}")
+        else:
+            lines.append(
+                f"{res['case']:<10} {res['batch']:>5} {med['tensornet']:>9.3f}s {med['torch']:>8.3f}s "
+                f"{'':>9} {res['ratio_vs_torch']:>6.2f} {'':>7} {'':>8} {'':>6} "
+                f"{res['samples_per_s']['tensornet']:>13,.0f} {tgt:>10}  {'yes' if ok else 'NO'}")
+        res["target_met"] = ok
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--cases", default=",".join(c[0] for c in CASES) + "," + EPOCH_CASE[0],
+                        help="comma-separated case names")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per case")
+    parser.add_argument("--steps", type=int, default=20, help="steps per trainer per round")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per trainer (epoch case)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts, 2,000 samples, no files")
+    parser.add_argument("--name", default=None, help="results file stem (default: <device>-<date>)")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA device")
+    rounds, steps, warmup = (2, 2, 2) if args.quick else (args.rounds, args.steps, 10)
+    wanted = args.cases.split(",")
+    info = machine_info(args.device)
+    print(f"# {info['cpu']}, {info['cores']} cores, NumPy {info['numpy']} ({info['blas']}), "
+          f"torch {info.get('torch')}, tensornet accel: {info['tensornet_accel']}, device: {args.device}",
+          flush=True)
+    results = []
+    for name, sizes, batch, _, _ in CASES:
+        if name in wanted:
+            results.append(run_step_case(name, sizes, batch, args.device, rounds, steps, warmup))
+            print(f"  done {name}", file=sys.stderr, flush=True)
+    if EPOCH_CASE[0] in wanted:
+        results.append(run_epoch_case(args.device, 1 if args.quick else args.epochs,
+                                      limit=2000 if args.quick else None))
+    targets = {c[0]: (c[3], c[4]) for c in CASES}
+    targets[EPOCH_CASE[0]] = (EPOCH_CASE[3], None)
+    if args.device != "cpu":
+        targets = {}
+    table = format_table(results, targets)
+    command = "python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    footer = ("ratio = tensornet / PyTorch default SGD (foreach); r.fused = against SGD(fused=True); "
+              "gemm = the step's matrix products alone through NumPy's BLAS; share = gemm / tensornet.")
+    print(table)
+    print(footer)
+    if not args.quick and not args.no_save:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        stem = args.name or f"{args.device}-{stamp}"
+        out = ROOT / "bench" / "results"
+        out.mkdir(parents=True, exist_ok=True)
+        info["load_average_after"] = os.getloadavg()
+        payload = {"command": command.strip(), "when": stamp, "machine": info, "results": results,
+                   "lr": LR, "momentum": MOMENTUM}
+        (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        (out / f"{stem}.txt").write_text(f"$ {command.strip()}\n# {info['cpu']}, {info['cores']} cores, "
+                                         f"NumPy {info['numpy']} ({info['blas']}), torch {info.get('torch')}, "
+                                         f"tensornet accel: {info['tensornet_accel']}\n{table}\n{footer}\n")
+        print(f"wrote {out / stem}.json and .txt")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Where a tensornet training step spends its time: forward, fused loss, backward, optimizer,
+against the GEMM floor (median of per-phase wall-clock times).
+
+    python bench/profile_step.py                 # 784-512-512-10, batch 128
+    python bench/profile_step.py 784,64,10 32
+    TENSORNET_CPU_KERNELS=numpy python bench/profile_step.py   # the pure-NumPy path
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from compare import GemmFloor, build_tensornet
+from tensornet.trainer import EpochTotals
+
+
+def main(argv):
+    sizes = tuple(int(s) for s in (argv[0] if argv else "784,512,512,10").split(","))
+    batch = int(argv[1]) if len(argv) > 1 else 128
+    steps = int(argv[2]) if len(argv) > 2 else 300
+    model = build_tensornet(sizes, "numpy")
+    ops, trainer = model.ops, model._trainer
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
+    y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    totals = EpochTotals(ops, model.metrics)
+    floor = GemmFloor(np, sizes, batch, lambda: None)
+    phases = {"forward": [], "loss": [], "backward": [], "optimizer": [], "step": [], "gemm_floor": []}
+    clock = time.perf_counter
+    for i in range(steps + 20):
+        t0 = clock()
+        pred = model.forward(x, training=True)
+        t1 = clock()
+        grad = trainer._buffer("dy", pred.shape, model.dtype)
+        loss = model.loss.fused(ops, model.layers[-1].logits, pred, y, grad)
+        totals.add(loss, pred, y)
+        t2 = clock()
+        model.backward(grad, through_activation=False)
+        t3 = clock()
+        model.optimizer.apply(model.store)
+        t4 = clock()
+        floor.step()
+        t5 = clock()
+        if i >= 20:
+            for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, t5 - t4)):
+                phases[name].append(dt)
+    med = {k: statistics.median(v) * 1e3 for k, v in phases.items()}
+    print(f"{'-'.join(map(str, sizes))} batch {batch}, kernels: {ops.accelerator}, params {model.count_params():,}")
+    for name, value in med.items():
+        print(f"  {name:<10} {value:8.3f} ms  {value / med['step'] * 100:5.1f}%")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

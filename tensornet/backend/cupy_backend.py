@@ -1,0 +1,387 @@
+"""The GPU backend: the reference operations of :class:`Backend` on CuPy, plus fused kernels.
+
+Every method of :class:`Backend` works here unchanged with ``xp = cupy``; this class
+overrides the ones where one custom kernel saves passes over memory:
+
+- ``bias_activation`` (bias add + activation in one pass) and ``backprop_<act>``
+  (``dy * f'(y)`` in one pass), from ``kernels/activations.cu``;
+- ``softmax_cross_entropy`` (loss, gradient and, optionally, the number of correct
+  predictions in one launch), from ``kernels/softmax_cross_entropy.cu``;
+- every ``<optimizer>_update`` (one launch over the whole flat parameter buffer), from
+  ``kernels/optimizers.cu``;
+
+and ``matmul`` (cuBLAS through ``cupy.matmul``), the host/device transfers and
+``device_info``. The kernels are written in the same order of operations as the NumPy
+reference (see the ``.cu`` headers); ``tests/test_backend_cupy.py`` checks each against it.
+
+Kernel inputs are validated before every launch (array type, dtype, C-contiguity, shape) and a
+violation raises ValueError naming the argument; empty arrays launch nothing. This module
+imports CuPy at import time: :mod:`.selection` imports it only once ``cupy_status()`` says
+CuPy, a driver and a device are present.
+"""
+from __future__ import annotations
+
+import numpy
+import cupy
+
+from . import kernels
+from .base import Backend
+
+#: Threads per block of every launch (a multiple of the warp size).
+BLOCK_SIZE = 256
+#: Elementwise grids are capped at this many blocks per multiprocessor (grid-stride loops).
+BLOCKS_PER_SM = 32
+#: Blocks per multiprocessor for the one-warp-per-row softmax kernel.
+ROW_BLOCKS_PER_SM = 8
+
+
+def _version(number: int) -> str:
+    """CUDA's 12040 -> "12.4"."""
+    return f"{number // 1000}.{(number % 1000) // 10}"
+
+
+class CupyBackend(Backend):
+    """Runs every operation on the current CUDA device with CuPy, with fused kernels for the
+    activations, the softmax cross-entropy and the optimizer updates."""
+
+    name = "cupy"
+    xp = cupy
+
+    def __init__(self):
+        super().__init__()
+        self._sm_counts: dict[int, int] = {}
+        self._done_counters: dict[int, object] = {}
+
+    # ------------------------------------------------------------------ arrays
+    def to_numpy(self, x):
+        """Return ``x`` as a host NumPy array (a device-to-host copy for CuPy arrays)."""
+        return cupy.asnumpy(x)
+
+    def to_float(self, x) -> float:
+        """A 0-d array (or scalar) as a Python float; synchronises with the device."""
+        if isinstance(x, cupy.ndarray):
+            return float(x.item())
+        return float(x)
+
+    def is_array(self, x) -> bool:
+        """True when ``x`` is a ``cupy.ndarray``."""
+        return isinstance(x, cupy.ndarray)
+
+    def synchronize(self):
+        """Wait until every queued kernel and copy on the current device has finished."""
+        cupy.cuda.Device().synchronize()
+
+    def device_info(self) -> dict:
+        """Name, compute capability, memory and versions of the current CUDA device."""
+        runtime = cupy.cuda.runtime
+        device_id = runtime.getDevice()
+        props = runtime.getDeviceProperties(device_id)
+        name = props.get("name", b"")
+        if isinstance(name, bytes):
+            name = name.decode(errors="replace")
+        return {
+            "device": f"cuda:{device_id}",
+            "name": name,
+            "compute_capability": f"{props['major']}.{props['minor']}",
+            "multiprocessors": int(props.get("multiProcessorCount", 0)),
+            "total_memory_bytes": int(props.get("totalGlobalMem", 0)),
+            "total_memory_gib": round(int(props.get("totalGlobalMem", 0)) / 2**30, 2),
+            "cuda_runtime": _version(runtime.runtimeGetVersion()),
+            "cuda_driver": _version(runtime.driverGetVersion()),
+            "cupy": cupy.__version__,
+        }
+
+    # ------------------------------------------------------------------ random
+    def permutation(self, rng, n):
+        """The base's host permutation from ``rng``, copied to the device: NumPy and CuPy see
+        the same batches for the same seed."""
+        return cupy.asarray(rng.permutation(n).astype(numpy.int64))
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a, b, out=None, trans_a=False, trans_b=False):
+        """``op(a) @ op(b)`` through cuBLAS (``cupy.matmul``), written into ``out`` when given."""
+        if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+            raise ValueError(f"matmul expects 2-D or 3-D arrays, got shapes {a.shape} and {b.shape}")
+        if trans_a:
+            a = cupy.swapaxes(a, -1, -2)
+        if trans_b:
+            b = cupy.swapaxes(b, -1, -2)
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+        if out is not None and out.dtype != numpy.result_type(a.dtype, b.dtype):
+            raise ValueError(f"matmul: out has dtype {out.dtype}, the product is "
+                             f"{numpy.result_type(a.dtype, b.dtype)}")
+        return cupy.matmul(a, b, out=out)
+
+    def bias_activation(self, z, bias, activation, out=None, alpha=0.0):
+        """``z += bias`` in place, then ``out = activation(z)``, in one kernel for linear, relu,
+        leaky_relu, sigmoid and tanh (others: the base's two steps); returns ``out``."""
+        act = kernels.ACTIVATION_STRUCTS.get(activation)
+        if act is None:
+            return super().bias_activation(z, bias, activation, out=out, alpha=alpha)
+        where = "bias_activation"
+        ctype = self._check_float(z, "z", where)
+        if z.ndim < 1:
+            raise ValueError(f"{where}: z must have at least one dimension, got a 0-d array")
+        features = z.shape[-1]
+        self._check_like(bias, "bias", z, "z", where, shape=(features,))
+        if out is None:
+            out = z if activation == "linear" else self.xp.empty_like(z)
+        else:
+            self._check_like(out, "out", z, "z", where)
+        if z.size:
+            t = z.dtype.type
+            self._launch_elementwise("activations", f"bias_activation<{ctype}, {act}>", z.size,
+                                     (z, bias, out, numpy.int64(features), t(alpha)))
+        return out
+
+    # ------------------------------------------------------------------ activations (backward)
+    def backprop_relu(self, dy, y, out=None):
+        """f'(x) = 1[y > 0], times ``dy``, in one kernel."""
+        return self._backprop("relu", dy, y, out, 0.0)
+
+    def backprop_leaky_relu(self, dy, y, alpha, out=None):
+        """f'(x) = 1 where y > 0, alpha elsewhere, times ``dy``, in one kernel."""
+        return self._backprop("leaky_relu", dy, y, out, alpha)
+
+    def backprop_sigmoid(self, dy, y, out=None):
+        """f'(x) = (1 - y) y, times ``dy``, in one kernel."""
+        return self._backprop("sigmoid", dy, y, out, 0.0)
+
+    def backprop_tanh(self, dy, y, out=None):
+        """f'(x) = 1 - y^2, times ``dy``, in one kernel."""
+        return self._backprop("tanh", dy, y, out, 0.0)
+
+    def _backprop(self, activation, dy, y, out, alpha):
+        where = f"backprop_{activation}"
+        ctype = self._check_float(dy, "dy", where)
+        self._check_like(y, "y", dy, "dy", where)
+        if out is None:
+            out = self.xp.empty_like(dy)
+        else:
+            self._check_like(out, "out", dy, "dy", where)
+        if dy.size:
+            act = kernels.ACTIVATION_STRUCTS[activation]
+            self._launch_elementwise("activations", f"activation_backward<{ctype}, {act}>",
+                                     dy.size, (dy, y, out, dy.dtype.type(alpha)))
+        return out
+
+    # ------------------------------------------------------------------ fused output losses
+    def softmax_cross_entropy(self, logits, probs, target, grad_out, sparse=False):
+        """Fused softmax + categorical cross-entropy in one kernel (see the base for the
+        formulas): returns the 0-d batch loss sum and writes (p * sum_j t_j - t) / N into
+        ``grad_out``. A label outside [0, C) gives a NaN loss and NaN gradient row."""
+        loss, _ = self._softmax_cross_entropy(logits, probs, target, grad_out, sparse, False)
+        return loss
+
+    def _softmax_cross_entropy_count(self, logits, probs, target, grad_out, sparse=False):
+        """As :meth:`softmax_cross_entropy`, also returning the number of rows where
+        argmax(probs) equals the target's argmax (or label), counted in the same pass:
+        ``(loss, correct)``, both 0-d device arrays (``correct`` is int64), no host sync.
+        This matches ``count_correct(probs, target, "categorical" / "sparse")``."""
+        return self._softmax_cross_entropy(logits, probs, target, grad_out, sparse, True)
+
+    def _softmax_cross_entropy(self, logits, probs, target, grad_out, sparse, count):
+        where = "softmax_cross_entropy"
+        ctype = self._check_float(logits, "logits", where)
+        if logits.ndim != 2:
+            if count:
+                raise ValueError(f"{where}: logits must be 2-D (batch, classes), got shape "
+                                 f"{logits.shape}")
+            loss = super().softmax_cross_entropy(logits, probs, target, grad_out, sparse=sparse)
+            return loss, None
+        rows, cols = logits.shape
+        self._check_like(probs, "probs", logits, "logits", where)
+        self._check_like(grad_out, "grad_out", logits, "logits", where)
+        if sparse:
+            target = self._labels(target, rows, where)
+            label_ctype = kernels.LABEL_CTYPES[target.dtype.name]
+            name = f"sparse_softmax_cross_entropy<{ctype}, {label_ctype}>"
+        else:
+            self._check_like(target, "target", logits, "logits", where)
+            name = f"softmax_cross_entropy<{ctype}>"
+        loss = self.xp.zeros((), dtype=logits.dtype)
+        correct = self.xp.zeros((), dtype=numpy.int64) if count else None
+        if rows == 0:
+            return loss, correct
+        if cols == 0:
+            raise ValueError(f"{where}: logits has {rows} rows but no columns")
+        rows_per_block = BLOCK_SIZE // 32
+        blocks = min(-(-rows // rows_per_block), ROW_BLOCKS_PER_SM * self._multiprocessors())
+        partial_loss = self.scratch("sce_partial_loss", (blocks,), numpy.float64)
+        partial_correct = self.scratch("sce_partial_correct", (blocks,), numpy.int64)
+        correct_out = correct if count else self.scratch("sce_correct", (), numpy.int64)
+        args = (numpy.int64(rows), numpy.int64(cols), logits, probs, target, grad_out,
+                logits.dtype.type(1.0 / rows), numpy.int32(bool(count)),
+                partial_loss, partial_correct, self._done_counter(), loss, correct_out)
+        self._launch("softmax_cross_entropy", name, blocks, args)
+        return loss, correct
+
+    def _labels(self, labels, rows, where):
+        """Integer labels as a contiguous int32/int64 vector of ``rows`` entries."""
+        if not isinstance(labels, self.xp.ndarray):
+            raise ValueError(f"{where}: target must be a {self.xp.__name__} array of integer "
+                             f"labels, got {type(labels).__name__}")
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"{where}: target must hold integer labels when sparse=True, got "
+                             f"dtype {labels.dtype}")
+        if labels.size != rows or (labels.ndim > 1 and labels.shape[0] != rows):
+            raise ValueError(f"{where}: target must hold one label per row ({rows}), got shape "
+                             f"{labels.shape}")
+        if labels.dtype.name not in kernels.LABEL_CTYPES:
+            labels = labels.astype(numpy.int64)
+        if not labels.flags.c_contiguous:
+            raise ValueError(f"{where}: target must be C-contiguous")
+        return labels.reshape(rows)
+
+    # ------------------------------------------------------------------ optimizer updates
+    def sgd_update(self, w, g, velocity, lr, momentum, nesterov, weight_decay):
+        """One SGD step in one kernel (formulas: :meth:`Backend.sgd_update`)."""
+        where = "sgd_update"
+        ctype, t = self._check_update(where, w, g)
+        if momentum:
+            self._check_like(velocity, "velocity", w, "w", where)
+        else:
+            velocity = w  # never read when momentum == 0
+        self._launch_update(where, ctype, w, (
+            w, g, velocity, t(lr), t(momentum), t(weight_decay),
+            numpy.int32(bool(momentum)), numpy.int32(bool(nesterov)),
+            numpy.int32(bool(weight_decay))))
+
+    def rmsprop_update(self, w, g, mean_square, lr, rho, epsilon, momentum, velocity, centered, mean_grad):
+        """One RMSprop step in one kernel (formulas: :meth:`Backend.rmsprop_update`)."""
+        where = "rmsprop_update"
+        ctype, t = self._check_update(where, w, g)
+        self._check_like(mean_square, "mean_square", w, "w", where)
+        if centered:
+            self._check_like(mean_grad, "mean_grad", w, "w", where)
+        else:
+            mean_grad = w  # never read
+        if momentum:
+            self._check_like(velocity, "velocity", w, "w", where)
+        else:
+            velocity = w  # never read
+        self._launch_update(where, ctype, w, (
+            w, g, mean_square, mean_grad, velocity, t(lr), t(rho), t(1.0 - rho), t(epsilon),
+            t(momentum), numpy.int32(bool(centered)), numpy.int32(bool(momentum))))
+
+    def adagrad_update(self, w, g, accumulator, lr, epsilon):
+        """One Adagrad step in one kernel (formulas: :meth:`Backend.adagrad_update`)."""
+        where = "adagrad_update"
+        ctype, t = self._check_update(where, w, g)
+        self._check_like(accumulator, "accumulator", w, "w", where)
+        self._launch_update(where, ctype, w, (w, g, accumulator, t(lr), t(epsilon)))
+
+    def adadelta_update(self, w, g, accum_grad, accum_delta, lr, rho, epsilon):
+        """One Adadelta step in one kernel (formulas: :meth:`Backend.adadelta_update`)."""
+        where = "adadelta_update"
+        ctype, t = self._check_update(where, w, g)
+        self._check_like(accum_grad, "accum_grad", w, "w", where)
+        self._check_like(accum_delta, "accum_delta", w, "w", where)
+        self._launch_update(where, ctype, w, (
+            w, g, accum_grad, accum_delta, t(lr), t(rho), t(1.0 - rho), t(epsilon)))
+
+    def adam_update(self, w, g, m, v, lr, beta_1, beta_2, epsilon, t, amsgrad=False, v_max=None):
+        """One Adam step in one kernel (formulas: :meth:`Backend.adam_update`)."""
+        where = "adam_update"
+        ctype, T = self._check_update(where, w, g)
+        self._check_like(m, "m", w, "w", where)
+        self._check_like(v, "v", w, "w", where)
+        if amsgrad:
+            self._check_like(v_max, "v_max", w, "w", where)
+        else:
+            v_max = w  # never read
+        alpha = lr * (1.0 - beta_2 ** (t + 1)) ** 0.5 / (1.0 - beta_1 ** (t + 1))
+        self._launch_update(where, ctype, w, (
+            w, g, m, v, v_max, T(alpha), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
+            T(epsilon), numpy.int32(bool(amsgrad))))
+
+    def adamax_update(self, w, g, m, u, lr, beta_1, beta_2, epsilon, t):
+        """One Adamax step in one kernel (formulas: :meth:`Backend.adamax_update`)."""
+        where = "adamax_update"
+        ctype, T = self._check_update(where, w, g)
+        self._check_like(m, "m", w, "w", where)
+        self._check_like(u, "u", w, "w", where)
+        lr_corrected = lr / (1.0 - beta_1 ** (t + 1))
+        self._launch_update(where, ctype, w, (
+            w, g, m, u, T(lr_corrected), T(beta_1), T(1.0 - beta_1), T(beta_2), T(epsilon)))
+
+    def nadam_update(self, w, g, m, v, lr, beta_1, beta_2, epsilon, mu_t, mu_next, mu_product, t):
+        """One Nadam step in one kernel (formulas: :meth:`Backend.nadam_update`)."""
+        where = "nadam_update"
+        ctype, T = self._check_update(where, w, g)
+        self._check_like(m, "m", w, "w", where)
+        self._check_like(v, "v", w, "w", where)
+        m_coef = mu_next / (1.0 - mu_product * mu_next)
+        g_coef = (1.0 - mu_t) / (1.0 - mu_product)
+        v_correction = 1.0 - beta_2 ** (t + 1)
+        self._launch_update(where, ctype, w, (
+            w, g, m, v, T(lr), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
+            T(epsilon), T(m_coef), T(g_coef), T(v_correction)))
+
+    # ------------------------------------------------------------------ validation
+    def _check_float(self, x, argument, where) -> str:
+        """The kernel type name of ``x`` (float / double); ValueError unless ``x`` is a
+        C-contiguous float32 or float64 array of this backend."""
+        if not isinstance(x, self.xp.ndarray):
+            raise ValueError(f"{where}: {argument} must be a {self.xp.__name__} array, got "
+                             f"{type(x).__name__}")
+        if x.dtype.name not in kernels.FLOAT_CTYPES:
+            raise ValueError(f"{where}: {argument} must be float32 or float64, got {x.dtype}")
+        if not x.flags.c_contiguous:
+            raise ValueError(f"{where}: {argument} must be C-contiguous")
+        return kernels.FLOAT_CTYPES[x.dtype.name]
+
+    def _check_like(self, x, argument, like, like_name, where, shape=None):
+        """ValueError unless ``x`` is a C-contiguous array of ``like``'s dtype and of ``shape``
+        (default: ``like``'s shape)."""
+        if x is None:
+            raise ValueError(f"{where}: {argument} is required here, got None")
+        if not isinstance(x, self.xp.ndarray):
+            raise ValueError(f"{where}: {argument} must be a {self.xp.__name__} array, got "
+                             f"{type(x).__name__}")
+        if x.dtype != like.dtype:
+            raise ValueError(f"{where}: {argument} has dtype {x.dtype}, {like_name} has "
+                             f"{like.dtype}")
+        expected = like.shape if shape is None else tuple(shape)
+        if x.shape != expected:
+            raise ValueError(f"{where}: {argument} has shape {x.shape}, expected {expected}")
+        if not x.flags.c_contiguous:
+            raise ValueError(f"{where}: {argument} must be C-contiguous")
+
+    def _check_update(self, where, w, g):
+        ctype = self._check_float(w, "w", where)
+        self._check_like(g, "g", w, "w", where)
+        return ctype, w.dtype.type
+
+    # ------------------------------------------------------------------ launching
+    def _launch_update(self, where, ctype, w, args):
+        if w.size:
+            self._launch_elementwise("optimizers", f"{where}<{ctype}>", w.size, args)
+
+    def _launch_elementwise(self, family, name, n, args):
+        """Launch a grid-stride kernel over ``n`` elements with arguments ``(n, *args)``."""
+        blocks = min(-(-n // BLOCK_SIZE), BLOCKS_PER_SM * self._multiprocessors())
+        self._launch(family, name, blocks, (numpy.int64(n),) + tuple(args))
+
+    def _launch(self, family, name, blocks, args):
+        kernel = kernels.get_kernel(family, name)
+        kernel((int(blocks),), (BLOCK_SIZE,), args)
+
+    def _multiprocessors(self) -> int:
+        device_id = cupy.cuda.runtime.getDevice()
+        count = self._sm_counts.get(device_id)
+        if count is None:
+            count = cupy.cuda.Device(device_id).attributes["MultiProcessorCount"]
+            self._sm_counts[device_id] = count
+        return count
+
+    def _done_counter(self):
+        """The softmax kernel's zero-initialised completion counter on the current device (the
+        kernel's last block resets it to 0)."""
+        device_id = cupy.cuda.runtime.getDevice()
+        counter = self._done_counters.get(device_id)
+        if counter is None:
+            counter = cupy.zeros((), dtype=numpy.uint32)
+            self._done_counters[device_id] = counter
+        return counter

@@ -1,0 +1,184 @@
+"""Command line: ``tensornet train`` (Fashion-MNIST MLP, end to end) and ``tensornet info``."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "decay": 1e-4,
+            "hidden": "512,512", "seed": 0, "validation_split": 1 / 12}
+
+
+def _hidden(text):
+    try:
+        units = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated positive ints like 512,512; got {text!r}")
+    if any(u < 1 for u in units):
+        raise argparse.ArgumentTypeError(f"--hidden sizes must be positive; got {text!r}")
+    return units
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tensornet", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train an MLP on Fashion-MNIST (or MNIST) and print test accuracy")
+    train.add_argument("--dataset", choices=("fashion_mnist", "mnist"), default="fashion_mnist")
+    train.add_argument("--data", metavar="DIR", default=None,
+                       help="directory holding the four IDX files (default: search $TENSORNET_DATA, the cache, "
+                            "/usr/share/datasets, then download)")
+    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    train.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="initial learning rate")
+    train.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
+    train.add_argument("--decay", type=float, default=DEFAULTS["decay"],
+                       help="inverse-time decay per step: lr_t = lr / (1 + decay * t)")
+    train.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--hidden", type=_hidden, default=_hidden(DEFAULTS["hidden"]),
+                       help="hidden layer sizes, comma-separated (default 512,512)")
+    train.add_argument("--activation", default="relu")
+    train.add_argument("--validation-split", type=float, default=DEFAULTS["validation_split"],
+                       help="fraction of the training set held out for validation (default 1/12: 5,000)")
+    train.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
+                       help="default: $TENSORNET_BACKEND, else auto (CuPy when a GPU is usable)")
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+    train.add_argument("--save", metavar="PATH", default=None,
+                       help="write the model here (.npz) after every epoch and at the end: an interrupted run "
+                            "leaves its last complete epoch, which --resume continues")
+    train.add_argument("--resume", metavar="PATH", default=None,
+                       help="continue the run saved at PATH up to --epochs in all (the model, optimizer and "
+                            "data order come from the file; model options are ignored); saves back to PATH "
+                            "unless --save names another file")
+    train.add_argument("--history", metavar="PATH", default=None,
+                       help="write the per-epoch history as JSON (.json) or CSV (default: beside the saved "
+                            "model, MODEL.history.csv)")
+    train.add_argument("--plot", metavar="PATH", default=None,
+                       help="draw loss and accuracy curves, training and validation, into PATH (.png, .svg, "
+                            ".pdf; needs matplotlib)")
+    commands.add_parser("info", help="print versions, backend and device")
+    return parser
+
+
+def load(dataset, path):
+    """(x_train, y_train), (x_test, y_test) as float pixels in [0, 1] and integer labels."""
+    from .datasets import fashion_mnist, mnist
+
+    module = fashion_mnist if dataset == "fashion_mnist" else mnist
+    (x_train, y_train), (x_test, y_test) = module.load_data(path)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def train(args) -> float:
+    from .backend import get_backend, use_backend
+    from .layers import Dense, Flatten
+    from .models import Sequential
+    from .optimizers import SGD
+    from .utils import to_categorical
+
+    backend = get_backend(args.backend)
+    print(f"tensornet: backend {backend.name}, dataset {args.dataset}, hidden {args.hidden}, "
+          f"SGD(lr={args.lr}, momentum={args.momentum}, decay={args.decay}, nesterov={args.nesterov}), "
+          f"batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", flush=True)
+    started = time.perf_counter()
+    (x_train, y_train), (x_test, y_test) = load(args.dataset, args.data)
+    x_train = x_train.astype(args.dtype) / 255.0
+    x_test = x_test.astype(args.dtype) / 255.0
+    y_train, y_test = to_categorical(y_train, 10, args.dtype), to_categorical(y_test, 10, args.dtype)
+    with use_backend(backend):
+        if args.resume:
+            from .models import load_model
+
+            model = load_model(args.resume)
+            print(f"tensornet: resuming {args.resume} after epoch {model.epochs_completed} "
+                  f"(optimizer step {model.optimizer.iterations})", flush=True)
+        else:
+            model = Sequential(dtype=args.dtype, seed=args.seed)
+            model.add(Flatten(input_shape=x_train.shape[1:]))
+            for units in args.hidden:
+                model.add(Dense(units, activation=args.activation))
+            model.add(Dense(10, activation="softmax"))
+            model.compile(loss="categorical_crossentropy", metrics=["accuracy"],
+                          optimizer=SGD(lr=args.lr, momentum=args.momentum, decay=args.decay,
+                                        nesterov=args.nesterov, weight_decay=args.weight_decay))
+        if args.verbose:
+            model.summary()
+        save_path = args.save or args.resume
+        callbacks = []
+        if save_path:
+            from .callbacks import ModelCheckpoint
+
+            callbacks.append(ModelCheckpoint(save_path))
+        model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose,
+                  validation_split=args.validation_split, callbacks=callbacks,
+                  initial_epoch=min(model.epochs_completed, args.epochs))
+        loss, accuracy = model.evaluate(x_test, y_test, batch_size=1024, verbose=0)
+        _write_outputs(model, save_path, args)
+    elapsed = time.perf_counter() - started
+    print(f"test loss: {loss:.4f} - test accuracy: {accuracy:.4f} ({accuracy * 100:.2f}%) - "
+          f"wall time {elapsed:.1f}s", flush=True)
+    return accuracy
+
+
+def _write_outputs(model, save_path, args):
+    """The final model (--save), the history (--history, or beside the model) and the plot (--plot)."""
+    import os
+
+    from . import saving
+
+    if save_path:
+        model.save(save_path)
+        print(f"saved model to {save_path}", flush=True)
+    logs, epochs = saving.full_history(model)
+    history_path = args.history
+    if history_path is None and save_path:
+        history_path = os.path.splitext(save_path)[0] + ".history.csv"
+    if history_path:
+        saving.write_history(logs, epochs, history_path)
+        print(f"wrote history to {history_path}", flush=True)
+    if args.plot:
+        from . import plot
+
+        from .callbacks import History
+
+        history = History()
+        history.history, history.epoch = logs, epochs
+        hidden = "-".join(str(layer.units) for layer in model.layers[:-1] if hasattr(layer, "units"))
+        plot.history(history, args.plot, title=f"{args.dataset}, MLP {hidden or '-'}: training curves")
+        print(f"wrote plot to {args.plot}", flush=True)
+
+
+def info() -> None:
+    import numpy
+
+    from . import __version__
+    from .backend import cupy_status, get_backend
+
+    print(f"tensornet {__version__}")
+    print(f"python {platform.python_version()} ({sys.executable})")
+    print(f"platform {platform.platform()}, {os.cpu_count()} CPU(s)")
+    print(f"numpy {numpy.__version__}")
+    usable, reason = cupy_status()
+    print(f"cupy: {'usable' if usable else 'not usable'} ({reason})")
+    env = os.environ.get("TENSORNET_BACKEND")
+    backend = get_backend()
+    print(f"backend: {backend.name} (TENSORNET_BACKEND={env!r}; auto picks cupy only when usable)")
+    for key, value in backend.device_info().items():
+        print(f"  {key}: {value}")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            train(args)
+        else:
+            info()
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError, ImportError) as exc:
+        print(f"tensornet: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,175 @@
+"""NumpyBackend's fast paths against Backend's reference, on random inputs, in both modes:
+Numba's fused kernels (when Numba is installed) and the pure-NumPy fallback."""
+import inspect
+
+import numpy as np
+import pytest
+
+from tensornet.backend.base import Backend
+from tensornet.backend.numpy_backend import NumpyBackend
+
+try:
+    from tensornet.backend import _numba_kernels
+except ImportError:  # the fast extra is optional
+    _numba_kernels = None
+
+MODES = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(_numba_kernels is None,
+                                                                   reason="numba not installed"))]
+TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+BIG = (_numba_kernels.PARALLEL_MIN if _numba_kernels is not None else 1 << 17) + 5
+# (rows, columns): empty, odd, one row, large enough for the threaded kernels
+SHAPES = [(0, 7), (1, 1), (3, 10), (17, 33), (128, 512 + 3), (BIG // 100 + 1, 100)]
+
+
+@pytest.fixture(params=MODES)
+def fast(request):
+    backend = NumpyBackend()
+    backend._set_kernels(request.param)
+    assert backend.accelerator == request.param
+    return backend
+
+
+@pytest.fixture
+def ref():
+    return Backend()
+
+
+def _rand(rng, shape, dtype, scale=3.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def _close(actual, expected, dtype):
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
+                               **TOL[dtype])
+
+
+def test_overrides_keep_base_signatures():
+    for name, member in vars(NumpyBackend).items():
+        if callable(member) and not name.startswith("_") and hasattr(Backend, name):
+            assert inspect.signature(member) == inspect.signature(getattr(Backend, name)), name
+
+
+def test_unknown_kernel_mode_is_rejected(monkeypatch):
+    monkeypatch.setenv("TENSORNET_CPU_KERNELS", "fortran")
+    with pytest.raises(ValueError, match="TENSORNET_CPU_KERNELS"):
+        NumpyBackend()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("activation", ["relu", "softmax", "tanh", "linear"])
+def test_bias_activation(fast, ref, shape, dtype, activation):
+    rng = np.random.default_rng(1)
+    z, bias = _rand(rng, shape, dtype), _rand(rng, shape[1:], dtype)
+    z_fast, z_ref = z.copy(), z.copy()
+    y_fast = fast.bias_activation(z_fast, bias, activation, out=np.empty_like(z))
+    y_ref = ref.bias_activation(z_ref, bias, activation, out=np.empty_like(z))
+    _close(z_fast, z_ref, dtype)  # z holds z + bias afterwards (the logits)
+    _close(y_fast, y_ref, dtype)
+    assert fast.bias_activation(z.copy(), bias, activation).shape == shape  # out=None allocates
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_backprop_relu_and_softmax(fast, ref, shape, dtype):
+    rng = np.random.default_rng(2)
+    dy, y = _rand(rng, shape, dtype), np.maximum(_rand(rng, shape, dtype), 0)
+    _close(fast.backprop_relu(dy, y, out=np.empty_like(dy)), ref.backprop_relu(dy, y), dtype)
+    _close(fast.backprop_relu(dy, y), ref.backprop_relu(dy, y), dtype)
+    in_place = dy.copy()
+    fast.backprop_relu(in_place, y, out=in_place)
+    _close(in_place, ref.backprop_relu(dy, y), dtype)
+    x = _rand(rng, shape, dtype, scale=30.0)
+    _close(fast.softmax(x), ref.softmax(x), dtype)
+    _close(fast.relu(x), ref.relu(x), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES[1:])  # the reference divides by the batch size
+@pytest.mark.parametrize("sparse", [False, True])
+def test_softmax_cross_entropy(fast, ref, shape, dtype, sparse):
+    rng = np.random.default_rng(3)
+    logits = _rand(rng, shape, dtype, scale=10.0)
+    probs = ref.softmax(logits)
+    labels = rng.integers(0, shape[1], shape[0])
+    target = labels if sparse else np.eye(shape[1], dtype=dtype)[labels]
+    if not sparse and shape[0]:
+        target[0] *= 0.5  # a row summing to 0.5: the gradient is p * sum(t) - t
+    g_fast, g_ref = np.empty_like(logits), np.empty_like(logits)
+    loss_fast = fast.softmax_cross_entropy(logits, probs, target, g_fast, sparse=sparse)
+    loss_ref = ref.softmax_cross_entropy(logits, probs, target, g_ref, sparse=sparse)
+    np.testing.assert_allclose(float(loss_fast), float(loss_ref), rtol=1e-5 if dtype == np.float32 else 1e-11,
+                               atol=1e-4)
+    _close(g_fast, g_ref, dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES[1:])
+def test_count_correct(fast, ref, shape):
+    rng = np.random.default_rng(4)
+    pred = rng.random(shape).astype(np.float32)
+    target = np.eye(shape[1], dtype=np.float32)[rng.integers(0, shape[1], shape[0])]
+    target[: shape[0] // 2] = np.eye(shape[1], dtype=np.float32)[np.argmax(pred[: shape[0] // 2], axis=1)]
+    pred[0, :] = 0.25  # ties: the first maximum wins
+    assert int(fast.count_correct(pred, target, "categorical")) == int(ref.count_correct(pred, target, "categorical"))
+    labels = rng.integers(0, shape[1], shape[0])
+    assert int(fast.count_correct(pred, labels, "sparse")) == int(ref.count_correct(pred, labels, "sparse"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 1001, BIG])
+@pytest.mark.parametrize("momentum, nesterov, weight_decay", [
+    (0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 0.0), (0.5, True, 1e-3), (0.0, False, 1e-2), (0.9, False, 1e-4)])
+def test_sgd_update_several_steps(fast, ref, dtype, size, momentum, nesterov, weight_decay):
+    rng = np.random.default_rng(5)
+    w_fast = _rand(rng, size, dtype)
+    w_ref = w_fast.copy()
+    v_fast = np.zeros(size, dtype) if momentum else None
+    v_ref = np.zeros(size, dtype) if momentum else None
+    for step in range(3):
+        g = _rand(rng, size, dtype)
+        lr = 0.05 / (1 + 0.1 * step)
+        fast.sgd_update(w_fast, g, v_fast, lr, momentum, nesterov, weight_decay)
+        ref.sgd_update(w_ref, g, v_ref, lr, momentum, nesterov, weight_decay)
+    _close(w_fast, w_ref, dtype)
+    if momentum:
+        _close(v_fast, v_ref, dtype)
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_matmul(fast, ref, trans_a, trans_b):
+    rng = np.random.default_rng(6)
+    a = _rand(rng, (7, 5) if trans_a else (5, 7), np.float64)
+    b = _rand(rng, (3, 7) if trans_b else (7, 3), np.float64)
+    out = np.empty((5, 3))
+    result = fast.matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
+    assert result is out
+    _close(out, ref.matmul(a, b, trans_a=trans_a, trans_b=trans_b), np.float64)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        fast.matmul(a, a, trans_a=not trans_a, trans_b=not trans_a)
+    batched = _rand(rng, (2, 5, 7), np.float64)
+    _close(fast.matmul(batched, b, trans_b=trans_b), ref.matmul(batched, b, trans_b=trans_b), np.float64)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_training_matches_reference_backend(mode):
+    """A few fit epochs on the fast backend follow the reference backend's trajectory."""
+    from tensornet.layers import Dense
+    from tensornet.models import Sequential
+    from tensornet.optimizers import SGD
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((97, 20)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 97)]
+    weights = []
+    for backend in (Backend(), NumpyBackend()):
+        if isinstance(backend, NumpyBackend):
+            backend._set_kernels(mode)
+        model = Sequential([Dense(32, activation="relu", input_shape=(20,)), Dense(4, activation="softmax")], seed=3)
+        model.compile(optimizer=SGD(lr=0.1, momentum=0.9, nesterov=True), loss="categorical_crossentropy",
+                      metrics=["accuracy"], backend=backend)
+        history = model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+        weights.append((model.get_weights(), history.history))
+    for a, b in zip(weights[0][0], weights[1][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(weights[0][1][key], weights[1][1][key], rtol=1e-4)
