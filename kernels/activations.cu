@@ -11,7 +11,7 @@
 //   nvcc -std=c++17 --fmad=false -arch=sm_90 -DTENSORNET_NVCC_CHECK -c kernels/activations.cu -o /dev/null
 //
 // Formulas (the NumPy reference is tensornet/backend/base.py; operations are written in the
-// same order, and --fmad=false keeps a*b+c from being contracted, so only tanh differs by ulps):
+// same order, and --fmad=false keeps a*b+c from being contracted, so only tanh and exp differ by ulps):
 //   forward  bias_activation<T, Act>(n, z, bias, out, features, alpha), for i < n:
 //              v = z[i] + bias[i mod features];  z[i] = v (in place, as the reference does);
 //              out[i] = f(v)   (out may be z)
@@ -20,7 +20,8 @@
 //   Linear     f(x) = x                          f' = 1
 //   Relu       f(x) = max(0, x)                  f' = 1[y > 0]
 //   LeakyRelu  f(x) = max(alpha x, x)            f' = 1 where y > 0, alpha elsewhere
-//   Sigmoid    f(x) = 0.5 tanh(0.5 x) + 0.5      f' = (1 - y) y       (no overflow for any x)
+//   Sigmoid    f(x) = 1 / (1 + e^-x) as u / (1 + e), e = exp(-|x|), u = 1 (x >= 0) or e (x < 0):
+//              no overflow, full relative precision in both tails      f' = (1 - y) y
 //   Tanh       f(x) = tanh(x)                    f' = 1 - y y
 // max() propagates NaN like numpy.maximum, so a diverging model shows NaN rather than 0.
 //
@@ -30,9 +31,13 @@
 template <typename T> struct Math;
 template <> struct Math<float> {
     static __host__ __device__ __forceinline__ float tanh(float x) { return tanhf(x); }
+    static __host__ __device__ __forceinline__ float exp(float x) { return expf(x); }
+    static __host__ __device__ __forceinline__ float abs(float x) { return fabsf(x); }
 };
 template <> struct Math<double> {
     static __host__ __device__ __forceinline__ double tanh(double x) { return ::tanh(x); }
+    static __host__ __device__ __forceinline__ double exp(double x) { return ::exp(x); }
+    static __host__ __device__ __forceinline__ double abs(double x) { return ::fabs(x); }
 };
 
 // max(a, b) returning NaN when either is NaN (numpy.maximum semantics).
@@ -68,7 +73,8 @@ struct LeakyRelu {
 
 struct Sigmoid {
     template <typename T> static __host__ __device__ __forceinline__ T forward(T x, T) {
-        return Math<T>::tanh(x * T(0.5)) * T(0.5) + T(0.5);
+        const T e = Math<T>::exp(-Math<T>::abs(x));
+        return (x >= T(0) ? T(1) : e) / (T(1) + e);
     }
     template <typename T> static __host__ __device__ __forceinline__ T backward(T dy, T y, T) {
         return dy * ((T(1) - y) * y);

@@ -195,11 +195,16 @@ class Backend:
         return out
 
     def sigmoid(self, x, out=None):
-        """1 / (1 + e^-x), evaluated as 0.5 * (1 + tanh(x / 2)): no overflow for any |x|."""
-        out = self.xp.multiply(x, 0.5, out=out)
-        self.xp.tanh(out, out=out)
-        out *= 0.5
-        out += 0.5
+        """1 / (1 + e^-x), evaluated as u / (1 + e) with e = exp(-|x|) and u = 1 for x >= 0, u = e
+        for x < 0: no overflow for any x and full relative precision in both tails."""
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        value = xp.where(x >= 0, 1.0, e)
+        e += 1.0
+        value /= e
+        if out is None:
+            return value.astype(x.dtype, copy=False)
+        out[...] = value
         return out
 
     def backprop_sigmoid(self, dy, y, out=None):
