@@ -84,6 +84,8 @@ def machine_info(device):
     ops = get_backend("cupy" if device == "cuda" else "numpy")
     info["tensornet_backend"] = ops.name
     info["tensornet_accel"] = getattr(ops, "accelerator", "numpy")
+    if os.environ.get("BENCH_REFERENCE_BACKEND"):
+        info["tensornet_accel"] = "reference Backend (BENCH_REFERENCE_BACKEND=1)"
     info["device"] = ops.device_info()
     try:
         info["load_average"] = os.getloadavg()
@@ -104,6 +106,11 @@ def _cpu_model():
 
 # ---------------------------------------------------------------------- models
 def build_tensornet(sizes, backend, seed=0, metrics=()):
+    if backend == "numpy" and os.environ.get("BENCH_REFERENCE_BACKEND"):
+        # the "before" of bench/NOTES.md: Backend's reference operations, none of the fast paths
+        from tensornet.backend.base import Backend
+
+        backend = Backend()
     model = Sequential(seed=seed)
     for i, units in enumerate(sizes[1:]):
         last = i == len(sizes) - 2

@@ -6,14 +6,16 @@ from . import (activations, backend, callbacks, initializers, layers, losses, me
 from .backend import get_backend, set_backend, use_backend
 from .models import Sequential
 
+_LAZY = ("datasets", "interop", "plot", "progress", "saving")
+
 __all__ = ["activations", "backend", "callbacks", "initializers", "layers", "losses", "metrics",
-           "models", "optimizers", "schedules", "utils", "datasets", "Sequential", "get_backend",
+           "models", "optimizers", "schedules", "utils", *_LAZY, "Sequential", "get_backend",
            "set_backend", "use_backend", "__version__"]
 
 
 def __getattr__(name):
-    if name == "datasets":  # imported on first use: the data loaders are not needed to train
+    if name in _LAZY:  # imported on first use: not needed to train
         import importlib
 
-        return importlib.import_module(".datasets", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'tensornet' has no attribute {name!r}")

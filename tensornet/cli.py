@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 
-DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "decay": 1e-4,
+DEFAULTS = {"epochs": 10, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "schedule": "cosine", "decay": 1e-4,
             "hidden": "512,512", "seed": 0, "validation_split": 1 / 12}
 
 
@@ -33,8 +33,11 @@ def build_parser():
     train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     train.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="initial learning rate")
     train.add_argument("--momentum", type=float, default=DEFAULTS["momentum"])
+    train.add_argument("--schedule", choices=("cosine", "inverse_time"), default=DEFAULTS["schedule"],
+                       help="learning-rate schedule over the step count t: cosine, lr_t = lr (1 + cos(pi t / T)) "
+                            "/ 2 with T the run's total steps; or inverse_time, lr_t = lr / (1 + decay t)")
     train.add_argument("--decay", type=float, default=DEFAULTS["decay"],
-                       help="inverse-time decay per step: lr_t = lr / (1 + decay * t)")
+                       help="inverse-time decay per step (with --schedule inverse_time)")
     train.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--hidden", type=_hidden, default=_hidden(DEFAULTS["hidden"]),
@@ -81,8 +84,9 @@ def train(args) -> float:
     from .utils import to_categorical
 
     backend = get_backend(args.backend)
+    schedule = "cosine" if args.schedule == "cosine" else f"inverse_time decay={args.decay}"
     print(f"tensornet: backend {backend.name}, dataset {args.dataset}, hidden {args.hidden}, "
-          f"SGD(lr={args.lr}, momentum={args.momentum}, decay={args.decay}, nesterov={args.nesterov}), "
+          f"SGD(lr={args.lr} {schedule}, momentum={args.momentum}, nesterov={args.nesterov}), "
           f"batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", flush=True)
     started = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load(args.dataset, args.data)
@@ -103,7 +107,7 @@ def train(args) -> float:
                 model.add(Dense(units, activation=args.activation))
             model.add(Dense(10, activation="softmax"))
             model.compile(loss="categorical_crossentropy", metrics=["accuracy"],
-                          optimizer=SGD(lr=args.lr, momentum=args.momentum, decay=args.decay,
+                          optimizer=SGD(learning_rate=_learning_rate(args, len(x_train)), momentum=args.momentum,
                                         nesterov=args.nesterov, weight_decay=args.weight_decay))
         if args.verbose:
             model.summary()
@@ -122,6 +126,17 @@ def train(args) -> float:
     print(f"test loss: {loss:.4f} - test accuracy: {accuracy:.4f} ({accuracy * 100:.2f}%) - "
           f"wall time {elapsed:.1f}s", flush=True)
     return accuracy
+
+
+def _learning_rate(args, examples):
+    """The schedule --schedule names: cosine decay to 0 over the run's steps, or inverse time."""
+    from .schedules import CosineDecay, InverseTimeDecay
+
+    if args.schedule == "inverse_time":
+        return InverseTimeDecay(args.lr, 1, args.decay)
+    train_examples = int(examples * (1.0 - args.validation_split))
+    total_steps = args.epochs * -(-train_examples // args.batch_size)
+    return CosineDecay(args.lr, max(total_steps, 1))
 
 
 def _write_outputs(model, save_path, args):

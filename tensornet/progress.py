@@ -8,7 +8,7 @@
   one clean line per epoch, no carriage returns.
 - ``verbose=0``: nothing.
 
-tqdm is an optional dependency (``pip install tensornet[progress]``); without it ``verbose=1``
+tqdm is a dependency of tensornet; should it be missing (a vendored copy, say) ``verbose=1``
 writes the one-line-per-epoch form everywhere.
 """
 from __future__ import annotations

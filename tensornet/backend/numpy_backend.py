@@ -78,11 +78,8 @@ class NumpyBackend(Backend):
         """The parallel or serial twin of ``pair`` for ``size`` elements, or None when the arrays
         do not suit a compiled kernel (no Numba, non-float dtype, mixed dtypes)."""
         dtype = arrays[0].dtype
-        if dtype not in _FLOATS:
+        if dtype not in _FLOATS or any(array.dtype != dtype for array in arrays[1:]):
             return None
-        for array in arrays[1:]:
-            if array.dtype != dtype:
-                return None
         return pair[0] if size >= self._nb.PARALLEL_MIN else pair[1]
 
     def device_info(self) -> dict:
@@ -101,6 +98,9 @@ class NumpyBackend(Backend):
                 raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
             return numpy.matmul(a, b, out=out)
         return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
+
+    def sum_rows(self, x, out=None):
+        return numpy.add.reduce(x, axis=0, out=out)
 
     # ------------------------------------------------------------------ fused forward
     def bias_activation(self, z, bias, activation, out=None, alpha=0.0):
