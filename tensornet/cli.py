@@ -100,6 +100,7 @@ def train(args) -> float:
             model = load_model(args.resume)
             print(f"tensornet: resuming {args.resume} after epoch {model.epochs_completed} "
                   f"(optimizer step {model.optimizer.iterations})", flush=True)
+            _warn_if_schedule_ends(model.optimizer.schedule, args, len(x_train))
         else:
             model = Sequential(dtype=args.dtype, seed=args.seed)
             model.add(Flatten(input_shape=x_train.shape[1:]))
@@ -134,9 +135,25 @@ def _learning_rate(args, examples):
 
     if args.schedule == "inverse_time":
         return InverseTimeDecay(args.lr, 1, args.decay)
+    return CosineDecay(args.lr, max(_total_steps(args, examples), 1))
+
+
+def _total_steps(args, examples):
+    """Optimizer steps in --epochs epochs over the examples --validation-split leaves for training."""
     train_examples = int(examples * (1.0 - args.validation_split))
-    total_steps = args.epochs * -(-train_examples // args.batch_size)
-    return CosineDecay(args.lr, max(total_steps, 1))
+    return args.epochs * -(-train_examples // args.batch_size)
+
+
+def _warn_if_schedule_ends(schedule, args, examples):
+    """A resumed cosine schedule keeps the length of the run it started in: say so when
+    --epochs now asks for steps beyond its end (they would use its final rate)."""
+    from .schedules import CosineDecay
+
+    total_steps = _total_steps(args, examples)
+    if isinstance(schedule, CosineDecay) and total_steps > schedule.decay_steps:
+        print(f"tensornet: note: the saved cosine schedule ends at step {int(schedule.decay_steps)}; the "
+              f"{total_steps - int(schedule.decay_steps)} steps after it use its final rate "
+              f"{schedule(schedule.decay_steps):g}", flush=True)
 
 
 def _write_outputs(model, save_path, args):

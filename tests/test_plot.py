@@ -75,13 +75,31 @@ def run_cli(*args):
     return cli.main(["train", "--hidden", "16", "--batch-size", "32", "--verbose", "0", "--lr", "0.05", *map(str, args)])
 
 
-def test_cli_plot_save_history_and_bit_exact_resume(tmp_path, capsys):
+def interrupt_after_first_epoch(monkeypatch):
+    """Make the CLI's per-epoch checkpoint save epoch 0 and then stop the run as Ctrl-C would."""
+    from tensornet.callbacks import ModelCheckpoint
+
+    save = ModelCheckpoint.on_epoch_end
+
+    def save_then_interrupt(self, epoch, logs=None):
+        save(self, epoch, logs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", save_then_interrupt)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "inverse_time"])
+def test_cli_plot_save_history_and_bit_exact_resume(tmp_path, capsys, monkeypatch, schedule):
     data = write_idx(tmp_path / "data")
     full = tmp_path / "full.npz"
-    assert run_cli("--data", data, "--epochs", 3, "--save", full, "--plot", tmp_path / "full.png") == 0
+    assert run_cli("--data", data, "--epochs", 3, "--schedule", schedule, "--save", full,
+                   "--plot", tmp_path / "full.png") == 0
 
     part = tmp_path / "part.npz"
-    assert run_cli("--data", data, "--epochs", 1, "--save", part) == 0
+    with monkeypatch.context() as patch:
+        interrupt_after_first_epoch(patch)
+        with pytest.raises(KeyboardInterrupt):
+            run_cli("--data", data, "--epochs", 3, "--schedule", schedule, "--save", part)
     assert load_model(part).epochs_completed == 1
     assert run_cli("--data", data, "--epochs", 3, "--resume", part, "--plot", tmp_path / "resumed.png",
                    "--history", tmp_path / "resumed.json") == 0
