@@ -221,6 +221,10 @@ def time_interleaved(steppers, rounds, steps, warmup):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
             step, record = steppers[name].step, times[name].append
+            # let the previous block's idle threads (OpenBLAS spins ~0.1 s after a product,
+            # OpenMP a little) go to sleep: each trainer is timed as it runs on its own
+            time.sleep(0.15)
+            step()
             for _ in range(steps):
                 t0 = clock()
                 step()

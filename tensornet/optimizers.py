@@ -376,3 +376,4 @@ NAMES = tuple(sorted(_REGISTRY))
 def get(identifier, argument: str = "optimizer") -> Optimizer:
     """The optimizer ``identifier`` names, with Keras' defaults for a string."""
     return resolve(identifier, _REGISTRY, Optimizer, "optimizer", argument)
+

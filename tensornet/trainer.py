@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
+from .backend import get_backend
 from .callbacks import BatchLogs, CallbackList, History
 from .inputs import (check_positive_int, check_same_length, check_verbose, prepare_inputs,
                      prepare_targets)
@@ -46,6 +47,7 @@ class Trainer:
     def __init__(self, model):
         self.model = model
         self._buffers = {}
+        self._streamed = False
 
     # ------------------------------------------------------------------ public loops
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
@@ -62,10 +64,12 @@ class Trainer:
         if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
                 or not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be a number in [0, 1); got {validation_split!r}")
-        x, y = self._prepare(x, y, "x", "y")
+        data_ops = self._data_ops(x)
+        self._streamed = data_ops is not model.ops
+        x, y = self._prepare(x, y, "x", "y", ops=data_ops)
         validation = None
         if validation_data is not None:
-            validation = self._prepare_validation(validation_data)
+            validation = self._prepare_validation(validation_data, ops=data_ops)
         elif validation_split:
             split = int(x.shape[0] * (1.0 - validation_split))
             if split < 1 or split == x.shape[0]:
@@ -149,34 +153,83 @@ class Trainer:
         model.optimizer.apply(model.store)
 
     def _train_epoch(self, x, y, batch_size, shuffle, callback_list):
-        model, ops = self.model, self.model.ops
-        n = x.shape[0]
-        order = ops.permutation(model.rng, n) if shuffle else None
-        totals = EpochTotals(ops, model.metrics)
+        model = self.model
+        totals = EpochTotals(model.ops, model.metrics)
         hooks = callback_list.wants_batch_hooks
-        for batch, start in enumerate(range(0, n, batch_size)):
-            stop = min(start + batch_size, n)
-            if order is None:
-                xb, yb = x[start:stop], y[start:stop]
-            else:
-                index = order[start:stop]
-                xb = ops.take_rows(x, index, out=self._buffer("x", (stop - start,) + x.shape[1:], x.dtype))
-                yb = ops.take_rows(y, index, out=self._buffer("y", (stop - start,) + y.shape[1:], y.dtype))
+        for batch, (xb, yb) in enumerate(self._batches(x, y, batch_size, shuffle)):
             if hooks:
-                callback_list.batch_begin(batch, {"batch": batch, "size": stop - start})
+                callback_list.batch_begin(batch, {"batch": batch, "size": xb.shape[0]})
             self.train_step(xb, yb, totals)
             if hooks:
-                callback_list.batch_end(batch, BatchLogs(batch, stop - start, totals, model.output_shape[-1]))
+                callback_list.batch_end(batch, BatchLogs(batch, xb.shape[0], totals, model.output_shape[-1]))
             if model.stop_training:
                 break
         return totals.results(model.output_shape[-1])
+
+    def _batches(self, x, y, batch_size, shuffle):
+        """(x, y) batches on the model's device, in the order of a permutation drawn from the
+        model's generator (or in order without ``shuffle``).
+
+        Data resident on the device is gathered batch by batch there. Data too large for it
+        (kept on the host, see ``_data_ops``) is gathered on the host a chunk of many batches
+        at a time into a page-locked buffer and copied over once per chunk; the batches and
+        their order are the same either way.
+        """
+        model, ops = self.model, self.model.ops
+        n = x.shape[0]
+        source = get_backend("numpy") if self._streamed else ops
+        order = source.permutation(model.rng, n) if shuffle else None
+        if not self._streamed:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                if order is None:
+                    yield x[start:stop], y[start:stop]
+                else:
+                    index = order[start:stop]
+                    yield (ops.take_rows(x, index, out=self._buffer("x", (stop - start,) + x.shape[1:], x.dtype)),
+                           ops.take_rows(y, index, out=self._buffer("y", (stop - start,) + y.shape[1:], y.dtype)))
+            return
+        chunk_rows = self._chunk_rows(x, y, batch_size)
+        for chunk_start in range(0, n, chunk_rows):
+            chunk_stop = min(chunk_start + chunk_rows, n)
+            rows = chunk_stop - chunk_start
+            chunk = []
+            for tag, array in (("x", x), ("y", y)):
+                shape = (rows,) + array.shape[1:]
+                if order is None:
+                    host = array[chunk_start:chunk_stop]
+                else:
+                    host = source.take_rows(array, order[chunk_start:chunk_stop],
+                                            out=self._host_buffer(tag, shape, array.dtype))
+                chunk.append(ops.to_device(host, out=self._buffer("chunk_" + tag, shape, array.dtype)))
+            for start in range(0, rows, batch_size):
+                yield chunk[0][start:start + batch_size], chunk[1][start:start + batch_size]
+
+    def _chunk_rows(self, x, y, batch_size):
+        """Rows per streamed chunk: a whole number of batches filling about a quarter of the
+        device budget (two arrays of that size stay allocated)."""
+        row_bytes = (x.size // max(x.shape[0], 1)) * x.itemsize + (y.size // max(y.shape[0], 1)) * y.itemsize
+        budget = self.model.ops.memory_budget() or row_bytes * x.shape[0]
+        return max(batch_size, (budget // 4 // max(row_bytes, 1)) // batch_size * batch_size)
+
+    def _data_ops(self, x):
+        """The backend the training arrays are prepared on: the model's, or the host (NumPy)
+        when they would take more than the device's ``memory_budget()`` (then ``fit`` streams
+        them in chunks)."""
+        ops, host = self.model.ops, get_backend("numpy")
+        budget = ops.memory_budget()
+        already_on_device = ops.is_array(x) and not host.is_array(x)
+        if budget is None or already_on_device or not hasattr(x, "size"):
+            return ops
+        needed = int(x.size) * ops.dtype(self.model.dtype).itemsize
+        return host if needed > budget else ops
 
     def _evaluate_arrays(self, x, y, batch_size):
         model = self.model
         totals = EpochTotals(model.ops, model.metrics)
         for start in range(0, x.shape[0], batch_size):
             stop = min(start + batch_size, x.shape[0])
-            xb, yb = x[start:stop], y[start:stop]
+            xb, yb = self._on_device(x[start:stop]), self._on_device(y[start:stop])
             pred = model.forward(xb, training=False)
             if model.fused_output:
                 loss_sum = model.loss.fused_total(model.ops, model.layers[-1].logits, yb)
@@ -186,20 +239,35 @@ class Trainer:
         return totals.results(model.output_shape[-1])
 
     # ------------------------------------------------------------------ helpers
-    def _prepare(self, x, y, x_name, y_name):
+    def _prepare(self, x, y, x_name, y_name, ops=None):
+        """Checked arrays on ``ops`` (default: the model's backend)."""
         model = self.model
-        x = prepare_inputs(model.ops, x, model.input_shape, model.dtype, x_name)
+        ops = ops or model.ops
+        x = prepare_inputs(ops, x, model.input_shape, model.dtype, x_name)
         if not model.built:
             model.build(tuple(x.shape[1:]))
-        y = prepare_targets(model.ops, y, model.loss, model.output_shape, model.dtype, y_name)
+        y = prepare_targets(ops, y, model.loss, model.output_shape, model.dtype, y_name)
         check_same_length(x, y, x_name, y_name)
         return x, y
 
-    def _prepare_validation(self, validation_data):
+    def _on_device(self, array):
+        """``array`` on the model's backend (a copy only when it is held on the host)."""
+        ops = self.model.ops
+        return array if ops.is_array(array) else ops.to_device(array)
+
+    def _host_buffer(self, tag, shape, dtype):
+        key = ("host_" + tag, tuple(shape), str(dtype))
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = self.model.ops.host_buffer(shape, dtype)
+        return buffer
+
+    def _prepare_validation(self, validation_data, ops=None):
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a tuple (x_val, y_val); got "
                              f"{type(validation_data).__name__} of length {len(validation_data) if hasattr(validation_data, '__len__') else '?'}")
-        return self._prepare(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
+        return self._prepare(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]",
+                             ops=ops)
 
     def _buffer(self, tag, shape, dtype):
         key = (tag, tuple(shape), str(dtype))

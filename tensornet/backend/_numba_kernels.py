@@ -29,8 +29,9 @@ from numba import prange
 __all__ = ["PARALLEL_MIN", "sgd", "bias_relu", "relu_backward", "bias_softmax", "softmax_xent_dense",
            "softmax_xent_sparse", "count_argmax_equal"]
 
-#: Element count from which the threaded version of a kernel is used.
-PARALLEL_MIN = 1 << 17
+#: Element count from which the threaded version of a kernel is used
+#: (``TENSORNET_CPU_PARALLEL_MIN`` overrides it; 0 disables the serial versions).
+PARALLEL_MIN = int(os.environ.get("TENSORNET_CPU_PARALLEL_MIN", 1 << 21))
 
 # Numba's OpenMP layer spins its idle threads: on a machine whose cores are busy (or beside
 # BLAS's own threads) a 0.4 ms update then took 16 ms. The work-queue layer sleeps instead.

@@ -72,6 +72,22 @@ class Backend:
             self._scratch_buffers[key] = buffer
         return buffer
 
+    def memory_budget(self):
+        """Bytes of training data ``fit`` may keep resident on this backend's device; ``None``
+        means no limit (the CPU). Larger data sets are streamed in chunks."""
+        return None
+
+    def host_buffer(self, shape, dtype="float32"):
+        """A host array to stage transfers through (page-locked on a GPU backend)."""
+        return numpy.empty(shape, dtype=dtype)
+
+    def to_device(self, x, out=None):
+        """Copy the host array ``x`` to this backend (into ``out`` when given)."""
+        if out is None:
+            return self.asarray(x)
+        out[...] = x
+        return out
+
     def synchronize(self):
         """Wait for queued device work to finish (a no-op on the CPU)."""
 

@@ -67,6 +67,28 @@ class CupyBackend(Backend):
         """True when ``x`` is a ``cupy.ndarray``."""
         return isinstance(x, cupy.ndarray)
 
+    def memory_budget(self):
+        """Half of the device memory that is free now (the driver's free bytes plus what CuPy's
+        pool holds unused): ``fit`` streams data sets larger than this in chunks."""
+        free, _ = cupy.cuda.runtime.memGetInfo()
+        return int(0.5 * (free + cupy.get_default_memory_pool().free_bytes()))
+
+    def host_buffer(self, shape, dtype="float32"):
+        """A page-locked host array (``cupyx.empty_pinned``): host-to-device copies from it run
+        at full PCIe speed without an intermediate copy."""
+        import cupyx
+
+        return cupyx.empty_pinned(shape, dtype=dtype)
+
+    def to_device(self, x, out=None):
+        """Copy the host array ``x`` to the device (into ``out`` when given, with ``out.set``)."""
+        if out is None:
+            return cupy.asarray(x)
+        if tuple(out.shape) != tuple(x.shape) or out.dtype != x.dtype:
+            raise ValueError(f"to_device: out is {out.dtype}{tuple(out.shape)}, x is {x.dtype}{tuple(x.shape)}")
+        out.set(x)
+        return out
+
     def synchronize(self):
         """Wait until every queued kernel and copy on the current device has finished."""
         cupy.cuda.Device().synchronize()

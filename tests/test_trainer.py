@@ -1,4 +1,4 @@
-"""The trainer on the CuPy backend: whole-model parity with NumPy and device-resident data.
+"""The trainer: whole-model parity between NumPy and CuPy, device-resident data, streaming.
 
 GPU tests (marked ``gpu``) skip cleanly where CuPy, the driver or a device is missing.
 """
@@ -57,3 +57,41 @@ def test_fit_keeps_data_on_the_device_and_predict_matches_numpy():
     assert isinstance(on_host, np.ndarray)
     np.testing.assert_allclose(on_host, cpu.predict(x), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cupy.asnumpy(on_device), on_host, rtol=0, atol=0)
+
+
+class SmallDevice:
+    """A NumPy backend that reports a small device memory budget, so that ``fit`` streams."""
+
+    @staticmethod
+    def make(budget_bytes):
+        from tensornet.backend import NumpyBackend
+
+        class Backend(NumpyBackend):
+            name = "numpy"
+
+            def memory_budget(self):
+                return budget_bytes
+
+        return Backend()
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_streamed_fit_trains_exactly_like_resident_fit(shuffle):
+    """Data larger than the device budget is streamed in chunks of whole batches; the batches,
+    their order and so the weights are bit-identical to training on resident data."""
+    x, y = _data(n=1000)
+    resident = _model("numpy")
+    streamed = Sequential(seed=11)
+    for layer_units, activation in ((64, "relu"), (32, "tanh"), (5, "softmax")):
+        kwargs = {"input_shape": (30,)} if layer_units == 64 else {}
+        streamed.add(Dense(layer_units, activation=activation, **kwargs))
+    device = SmallDevice.make(budget_bytes=100_000)  # x is 120 kB: streamed, chunks of 5 batches
+    streamed.compile(loss="categorical_crossentropy", metrics=["accuracy"], backend=device,
+                     optimizer=SGD(lr=0.05, momentum=0.9, nesterov=True, decay=1e-3, weight_decay=1e-4))
+    h1 = resident.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=shuffle, validation_split=0.2)
+    h2 = streamed.fit(x, y, batch_size=32, epochs=2, verbose=0, shuffle=shuffle, validation_split=0.2)
+    assert streamed._trainer._streamed and not resident._trainer._streamed
+    assert streamed._trainer._chunk_rows(x, y, 32) == 160  # 100 kB / 4 / 140 B per row -> 178 -> 5 x 32
+    for a, b in zip(resident.get_weights(), streamed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert h1.history == h2.history
