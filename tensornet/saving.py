@@ -28,9 +28,10 @@ import hashlib
 import inspect
 import json
 import os
-import tempfile
 
 import numpy
+
+from ._files import atomic_write
 
 FORMAT = "tensornet.model"
 VERSION = 1
@@ -59,36 +60,8 @@ def write_archive(path, header: dict, arrays: dict):
     checksum = _checksum(header_bytes, arrays)
     members = {"header": numpy.frombuffer(header_bytes, dtype=numpy.uint8),
                "checksum": numpy.frombuffer(checksum.encode(), dtype=numpy.uint8), **arrays}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(path) + ".",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            numpy.savez(handle, **members)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        try:
-            os.unlink(handle.name)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not possible on every platform (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_write(path) as handle:
+        numpy.savez(handle, **members)
 
 
 def read_archive(path):
@@ -421,12 +394,6 @@ def write_history(logs, epochs, path):
         for i, epoch in enumerate(epochs):
             writer.writerow([epoch, *(logs[k][i] for k in keys)])
         text = buffer.getvalue()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                     delete=False) as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
+    with atomic_write(path) as handle:
+        handle.write(text.encode())
     return path

@@ -22,6 +22,8 @@ replaced by the dataset name), else from the caller's defaults.
 
 import os
 
+from .._files import atomic_write
+
 __all__ = ["SYSTEM_DIRS", "TIMEOUT", "DownloadError", "ChecksumError",
            "user_cache_dir", "search_dirs", "find_dataset", "download_file"]
 
@@ -139,54 +141,31 @@ def download_file(urls, dest, sha256, *, timeout=None, hint=None):
     """
     import hashlib
     import http.client
-    import tempfile
     import urllib.request
 
     accepted = {sha256} if isinstance(sha256, str) else set(sha256)
     accepted = {d.lower() for d in accepted}
     timeout = TIMEOUT if timeout is None else timeout
-    directory, filename = os.path.split(os.path.abspath(dest))
-    os.makedirs(directory, exist_ok=True)
+    filename = os.path.basename(dest)
     failures, mismatch = [], None
     for url in [urls] if isinstance(urls, str) else urls:
-        fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
         try:
             digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
+            with atomic_write(dest, suffix=".part") as out:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
                     while chunk := response.read(1 << 16):
                         digest.update(chunk)
                         out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            got = digest.hexdigest()
-            if got in accepted:
-                os.replace(tmp, dest)
-                _fsync_dir(directory)
-                return dest
-            mismatch = ChecksumError(
-                f"{filename}: SHA-256 mismatch for {url}: expected "
-                f"{' or '.join(sorted(accepted))}, got {got}")
+                got = digest.hexdigest()
+                if got not in accepted:  # leaving the block with an exception discards the download
+                    raise ChecksumError(f"{filename}: SHA-256 mismatch for {url}: expected "
+                                        f"{' or '.join(sorted(accepted))}, got {got}")
+            return dest
+        except ChecksumError as error:
+            mismatch = error
             failures.append(f"{url}: checksum mismatch")
         except (OSError, http.client.HTTPException, ValueError) as e:
             failures.append(f"{url}: {e}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     if mismatch is not None:
         raise mismatch
     raise DownloadError(f"could not download {filename} ({'; '.join(failures)}). {hint or ''}".rstrip())
-
-
-def _fsync_dir(directory):
-    """Make a rename durable; best effort where directories can't be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
