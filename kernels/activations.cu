@@ -28,25 +28,7 @@
 // Templates have C++ linkage; each kernel's per-element body is a __host__ __device__
 // function (`*_element`) so that a host build can check the formulas without a GPU.
 
-template <typename T> struct Math;
-template <> struct Math<float> {
-    static __host__ __device__ __forceinline__ float tanh(float x) { return tanhf(x); }
-    static __host__ __device__ __forceinline__ float exp(float x) { return expf(x); }
-    static __host__ __device__ __forceinline__ float abs(float x) { return fabsf(x); }
-};
-template <> struct Math<double> {
-    static __host__ __device__ __forceinline__ double tanh(double x) { return ::tanh(x); }
-    static __host__ __device__ __forceinline__ double exp(double x) { return ::exp(x); }
-    static __host__ __device__ __forceinline__ double abs(double x) { return ::fabs(x); }
-};
-
-// max(a, b) returning NaN when either is NaN (numpy.maximum semantics).
-template <typename T>
-__host__ __device__ __forceinline__ T nan_max(T a, T b) {
-    if (a != a) return a;
-    if (b != b) return b;
-    return a < b ? b : a;
-}
+#include "common.cuh"
 
 struct Linear {
     template <typename T> static __host__ __device__ __forceinline__ T forward(T x, T) { return x; }

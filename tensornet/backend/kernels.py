@@ -105,9 +105,16 @@ def source_path(family: str) -> Path:
     raise FileNotFoundError(f"CUDA source {family}.cu not found (searched {searched})")
 
 
+_INCLUDE = re.compile(r'^#include "([A-Za-z0-9_.]+\.cuh)"[ \t]*$', re.M)
+
+
 def read_source(family: str) -> str:
-    """The text of ``<family>.cu``."""
-    return source_path(family).read_text(encoding="utf-8")
+    """The text of ``<family>.cu`` with each ``#include "<name>.cuh"`` replaced by that header
+    (from the same directory), so that NVRTC needs no include path and CuPy's compile cache,
+    keyed on the text, sees a changed header."""
+    path = source_path(family)
+    return _INCLUDE.sub(lambda m: (path.parent / m.group(1)).read_text(encoding="utf-8"),
+                        path.read_text(encoding="utf-8"))
 
 
 def available_sources() -> dict[str, Path]:
