@@ -420,3 +420,23 @@ def test_kernel_methods_validate_before_launch(gpu, cp):
     with pytest.raises(ValueError, match="target has dtype float64"):
         z = cp.zeros((2, 3), cp.float32)
         gpu.softmax_cross_entropy(z, z, cp.zeros((2, 3), cp.float64), z.copy())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_dropout_mask_on_the_device(gpu, cp, rate):
+    """Values are 0 or 1/(1-rate), the kept fraction is 1-rate within 5 sigma, and the mask is
+    a function of the host generator's state (same state, same mask: exact resume)."""
+    shape = (257, 389)
+    out = _poisoned(cp, shape, "float32")
+    mask = gpu.dropout_mask(np.random.default_rng(7), shape, rate, "float32", out=out)
+    assert mask is out and mask.dtype == cp.float32
+    host = cp.asnumpy(mask)
+    assert set(np.unique(host)) <= {0.0, np.float32(1.0 / (1.0 - rate))}
+    n = host.size
+    kept = np.count_nonzero(host) / n
+    assert abs(kept - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / n)
+    again = gpu.dropout_mask(np.random.default_rng(7), shape, rate, "float32")
+    np.testing.assert_array_equal(cp.asnumpy(again), host)
+    other = gpu.dropout_mask(np.random.default_rng(8), shape, rate, "float32")
+    assert not np.array_equal(cp.asnumpy(other), host)

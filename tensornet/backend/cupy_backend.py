@@ -51,6 +51,7 @@ class CupyBackend(Backend):
         super().__init__()
         self._sm_counts: dict[int, int] = {}
         self._done_counters: dict[int, object] = {}
+        self._dropout_random = None
 
     # ------------------------------------------------------------------ arrays
     def to_numpy(self, x):
@@ -118,6 +119,27 @@ class CupyBackend(Backend):
         """The base's host permutation from ``rng``, copied to the device: NumPy and CuPy see
         the same batches for the same seed."""
         return cupy.asarray(rng.permutation(n).astype(numpy.int64))
+
+    def dropout_mask(self, rng, shape, rate, dtype="float32", out=None):
+        """Inverted-dropout mask drawn on the device: 1 / (1 - rate) where u >= rate, else 0,
+        with u ~ U[0, 1) from cuRAND's Philox generator seeded by one draw of the host ``rng``.
+
+        The mask never crosses the bus (no per-step host copy, hence no synchronisation), and
+        it is a function of ``rng``'s state, so save/resume reproduces it exactly. The stream
+        differs from the NumPy backend's (which draws on the host with ``rng`` itself).
+        """
+        seed = int(rng.integers(0, 2**63 - 1))
+        if self._dropout_random is None:
+            self._dropout_random = cupy.random.RandomState(
+                seed, method=cupy.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+        else:
+            self._dropout_random.seed(seed)
+        uniform = self._dropout_random.random_sample(size=tuple(shape), dtype=numpy.dtype(dtype))
+        if out is None:
+            out = cupy.empty(tuple(shape), dtype=dtype)
+        cupy.greater_equal(uniform, rate, out=out)
+        out *= 1.0 / (1.0 - rate)
+        return out
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a, b, out=None, trans_a=False, trans_b=False):
