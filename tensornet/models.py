@@ -11,6 +11,7 @@ from .backend.config import check_float_dtype
 from .layers.base import Layer, check_shape, unique_name
 from .parameters import ParameterStore
 from .trainer import Trainer
+from .utils import next_model_seed
 
 
 class Sequential:
@@ -107,7 +108,7 @@ class Sequential:
         shape = check_shape(input_shape, "input_shape")
         self.ops = get_backend(backend) if backend is not None else (self.ops or get_backend())
         if self.rng is None:
-            self.rng = self.ops.rng(self.seed)
+            self.rng = self.ops.rng(self.seed if self.seed is not None else next_model_seed())
         for i, layer in enumerate(self.layers):
             shape = layer.build(shape, ops=self.ops, dtype=self.dtype)
             layer.needs_input_grad = any(prev.count_params() for prev in self.layers[:i])

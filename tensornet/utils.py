@@ -1,7 +1,30 @@
-"""Small user-facing helpers (Keras' ``to_categorical``)."""
+"""Small user-facing helpers (Keras' ``to_categorical`` and ``set_random_seed``)."""
 from __future__ import annotations
 
 from .backend import floatx, get_backend
+
+_global_seed = None
+_models_seeded = 0
+
+
+def set_random_seed(seed):
+    """Make every later model built without ``seed=`` reproducible, as
+    ``keras.utils.set_random_seed``: the n-th such model after this call draws its weights,
+    shuffles and dropout masks from the generator seeded with ``[seed, n]``."""
+    global _global_seed, _models_seeded
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}")
+    _global_seed, _models_seeded = seed, 0
+
+
+def next_model_seed():
+    """The seed for the next model built without one: None (fresh entropy) unless
+    ``set_random_seed`` was called."""
+    global _models_seeded
+    if _global_seed is None:
+        return None
+    _models_seeded += 1
+    return [_global_seed, _models_seeded - 1]
 
 
 def to_categorical(y, num_classes=None, dtype=None):

@@ -6,6 +6,8 @@ import runpy
 import numpy as np
 import pytest
 
+from tensornet.utils import set_random_seed
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -35,6 +37,7 @@ def test_keras2_mnist_mlp_on_fashion_mnist(capsys, monkeypatch):
     if not pathlib.Path("/usr/share/datasets/fashion-mnist").is_dir() and not os.environ.get("TENSORNET_DATA"):
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     monkeypatch.setenv("EPOCHS", "1")
+    set_random_seed(0)
     runpy.run_path(str(EXAMPLES / "keras2_mnist_mlp.py"), run_name="__main__")
     out = capsys.readouterr().out
     accuracy = float(out.split("Test accuracy:")[1].split()[0])

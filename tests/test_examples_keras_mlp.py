@@ -61,6 +61,7 @@ def test_example_trains_on_real_fashion_mnist(monkeypatch, capsys):
     if not _dataset_available():
         pytest.skip("Fashion-MNIST is not installed (Debian: dataset-fashion-mnist)")
     from tensornet.models import Sequential
+    from tensornet.utils import set_random_seed
 
     real_fit = Sequential.fit
 
@@ -68,6 +69,7 @@ def test_example_trains_on_real_fashion_mnist(monkeypatch, capsys):
         return real_fit(self, x[:SUBSET], y[:SUBSET], *args, **kwargs)
 
     monkeypatch.setattr(Sequential, "fit", fit_on_subset)
+    set_random_seed(0)  # the script seeds nothing; fixing the global seed makes the run repeatable
     namespace = runpy.run_path(str(EXAMPLE), run_name="__main__")
     out = capsys.readouterr().out
     accuracy = float(re.search(r"Test accuracy: ([\d.]+)", out).group(1))
