@@ -63,6 +63,16 @@ class NumpyBackend(Backend):
         """``"numba"`` when the fused kernels are in use, ``"numpy"`` otherwise."""
         return "numba" if self._kernels() is not None else "numpy"
 
+    def device_info(self) -> dict:
+        """The CPU, its core count, NumPy's BLAS and which element-wise kernels run."""
+        info = super().device_info()
+        info["cores"] = os.cpu_count()
+        info["numpy"] = numpy.__version__
+        blas = numpy.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+        info["blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+        info["cpu_kernels"] = self.accelerator
+        return info
+
     def _set_kernels(self, mode):
         """Switch between ``"numba"``, ``"numpy"`` and ``"auto"`` (tests run both paths)."""
         self._kernel_mode, self._kernels_loaded, self._nb = mode, False, None
@@ -81,11 +91,6 @@ class NumpyBackend(Backend):
         if dtype not in _FLOATS or any(array.dtype != dtype for array in arrays[1:]):
             return None
         return pair[0] if size >= self._nb.PARALLEL_MIN else pair[1]
-
-    def device_info(self) -> dict:
-        info = super().device_info()
-        info["cpu_kernels"] = self.accelerator
-        return info
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a, b, out=None, trans_a=False, trans_b=False):
