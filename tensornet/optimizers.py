@@ -96,9 +96,7 @@ class Optimizer:
 
     def apply(self, store):
         """One step over all of ``store``'s parameters; returns the learning rate used."""
-        lr = self.schedule(self.iterations)
-        if self.lr_multiplier != 1.0:
-            lr *= self.lr_multiplier
+        lr = self.learning_rate
         self.clip(store)
         for dtype, (params, grads) in store.groups.items():
             self.update(store.ops, params, grads, self.state[dtype], lr, self.iterations)
