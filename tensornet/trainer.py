@@ -14,7 +14,7 @@ from .backend import get_backend
 from .callbacks import BatchLogs, CallbackList, History
 from .inputs import (check_positive_int, check_same_length, check_verbose, prepare_inputs,
                      prepare_targets)
-from .progress import ProgressLogger
+from .progress import ProgressLogger, format_logs
 
 
 class EpochTotals:
@@ -111,7 +111,7 @@ class Trainer:
         started = time.perf_counter()
         logs = self._evaluate_arrays(x, y, batch_size)
         if verbose:
-            print(f"{x.shape[0]} samples - {time.perf_counter() - started:.2f}s - " + _format_logs(logs),
+            print(f"{x.shape[0]} samples - {time.perf_counter() - started:.2f}s - " + format_logs(logs),
                   file=sys.stdout, flush=True)
         values = list(logs.values())
         return values if len(values) > 1 else values[0]
@@ -275,7 +275,3 @@ class Trainer:
         if buffer is None:
             buffer = self._buffers[key] = self.model.ops.empty(shape, dtype)
         return buffer
-
-
-def _format_logs(logs):
-    return " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
