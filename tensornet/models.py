@@ -254,16 +254,22 @@ class Sequential:
         """Print layers, output shapes and parameter counts, as Keras does."""
         if not self.built and self.input_shape is not None:
             self._infer_shapes()
-        rule, widths = "_" * line_length, (29, 26, 10)
+        labels = [f"{layer.name} ({type(layer).__name__})" for layer in self.layers]
+        first = max([29, *(len(label) + 2 for label in labels)])  # long names widen, never shift
+        line_length = max(line_length, first + 36)
+        rule, widths = "_" * line_length, (first, 26, 10)
         lines = [f'Model: "{self.name}"', rule,
                  _columns(("Layer (type)", "Output Shape", "Param #"), widths), "=" * line_length]
+        trainable = non_trainable = 0
         for i, layer in enumerate(self.layers):
             shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")" if layer.output_shape else "?"
             params = layer.count_params() if layer.built else _declared_params(layer)
-            lines.append(_columns((f"{layer.name} ({type(layer).__name__})", shape, f"{params}"), widths))
+            fixed = layer.count_non_trainable_params()
+            trainable, non_trainable = trainable + params, non_trainable + fixed
+            lines.append(_columns((labels[i], shape, f"{params + fixed}"), widths))
             lines.append("=" * line_length if i == len(self.layers) - 1 else rule)
-        total = sum(layer.count_params() if layer.built else _declared_params(layer) for layer in self.layers)
-        lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", rule]
+        lines += [f"Total params: {trainable + non_trainable:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {non_trainable:,}", rule]
         for line in lines:
             print_fn(line)
 

@@ -17,7 +17,7 @@ from tensornet import activations, initializers, layers, losses, optimizers
 TESTS = Path(__file__).resolve().parent
 NUMERIC_MODULES = (
     "test_activations.py", "test_losses.py", "test_layers_dense.py", "test_layers_activation.py",
-    "test_layers_flatten.py", "test_layers_dropout.py", "test_models.py", "test_optimizers.py",
+    "test_layers_flatten.py", "test_layers_dropout.py", "test_layers_batch_normalization.py", "test_models.py", "test_optimizers.py",
     "test_optimizers_torch_parity.py", "test_schedules.py", "test_initializers.py", "test_metrics.py",
     "test_utils.py",
 )
@@ -86,4 +86,4 @@ def test_names_are_what_the_library_exports():
     assert {"glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "random_normal",
             "zeros", "ones"} <= set(initializers.NAMES)
     assert {"sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam"} <= set(optimizers.NAMES)
-    assert {"Dense", "Dropout", "Activation", "Flatten"} <= set(layers.__all__)
+    assert {"Dense", "Dropout", "Activation", "Flatten", "BatchNormalization"} <= set(layers.__all__)

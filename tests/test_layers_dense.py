@@ -139,3 +139,8 @@ def test_dense_output_shape_and_input_dim():
     assert layer.input_shape == (3,)
     assert layer.build((3,), ops=ops, dtype="float32") == (7,)
     assert layer.weight_specs() == [("kernel", (3, 7), "float32"), ("bias", (7,), "float32")]
+
+
+def test_freezing_a_layer_is_refused_rather_than_ignored():
+    with pytest.raises(ValueError, match="trainable=False"):
+        Dense(3, trainable=False)

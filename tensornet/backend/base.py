@@ -171,6 +171,73 @@ class Backend:
         self.bias_add(z, bias, out=z)
         return self.activation(activation, z, out=out, alpha=alpha)
 
+    # ------------------------------------------------------------------ batch normalization
+    # Per-feature statistics over the batch axis of a 2-D (batch, features) array. ``gamma`` or
+    # ``beta`` may be None (a layer built with scale=False / center=False): gamma = 1, beta = 0.
+    def batch_norm_forward(self, x, gamma, beta, epsilon, out=None, x_hat_out=None):
+        """Training-mode batch normalization over axis 0 of ``x`` (N, F):
+
+        mean = sum_i x_i / N;  var = sum_i (x_i - mean)^2 / N  (the biased variance, as Keras);
+        inv_std = 1 / sqrt(var + epsilon);  x_hat = (x - mean) inv_std;  y = gamma x_hat + beta.
+
+        Returns ``(y, x_hat, inv_std, mean, var)``; ``y`` goes to ``out`` and ``x_hat`` to
+        ``x_hat_out`` when given (distinct buffers, neither aliasing ``x``)."""
+        xp = self.xp
+        mean = xp.mean(x, axis=0)
+        x_hat = xp.subtract(x, mean, out=x_hat_out)
+        y = xp.multiply(x_hat, x_hat, out=out)
+        var = xp.mean(y, axis=0)
+        inv_std = xp.sqrt(var + epsilon)
+        inv_std = xp.divide(1.0, inv_std, out=inv_std)
+        x_hat *= inv_std
+        if gamma is not None:
+            xp.multiply(x_hat, gamma, out=y)
+        else:
+            xp.copyto(y, x_hat)
+        if beta is not None:
+            y += beta
+        return y, x_hat, inv_std, mean, var
+
+    def batch_norm_backward(self, dy, x_hat, inv_std, gamma, dx_out=None, dgamma_out=None, dbeta_out=None):
+        """Gradients of training-mode batch normalization (batch statistics differentiated):
+
+        dbeta = sum_i dy_i;  dgamma = sum_i dy_i x_hat_i;
+        dx = (gamma inv_std / N) (N dy - dbeta - x_hat dgamma).
+
+        Returns ``(dx, dgamma, dbeta)``, each written to its ``*_out`` when given (``dx_out``
+        must not alias ``dy`` or ``x_hat``); ``gamma`` None means gamma = 1."""
+        xp = self.xp
+        n = dy.shape[0]
+        dbeta = xp.sum(dy, axis=0, out=dbeta_out)
+        dx = xp.multiply(dy, x_hat, out=dx_out)
+        dgamma = xp.sum(dx, axis=0, out=dgamma_out)
+        # dx = (dy - dbeta / N - x_hat dgamma / N) * gamma inv_std
+        xp.multiply(x_hat, dgamma * (1.0 / n), out=dx)
+        dx += dbeta * (1.0 / n)
+        xp.subtract(dy, dx, out=dx)
+        dx *= inv_std if gamma is None else gamma * inv_std
+        return dx, dgamma, dbeta
+
+    def batch_norm_inference(self, x, moving_mean, moving_var, gamma, beta, epsilon, out=None):
+        """Inference-mode batch normalization with fixed statistics:
+        y = gamma (x - moving_mean) / sqrt(moving_var + epsilon) + beta."""
+        xp = self.xp
+        inv_std = xp.sqrt(moving_var + epsilon)
+        inv_std = xp.divide(1.0, inv_std, out=inv_std)
+        y = xp.subtract(x, moving_mean, out=out)
+        y *= inv_std
+        if gamma is not None:
+            y *= gamma
+        if beta is not None:
+            y += beta
+        return y
+
+    def update_moving(self, moving, value, momentum):
+        """Exponential moving average in place (Keras): moving = moving * momentum + value * (1 - momentum)."""
+        moving *= momentum
+        moving += value * (1.0 - momentum)
+        return moving
+
     # ------------------------------------------------------------------ activations
     def activation(self, name, x, out=None, alpha=0.0):
         """Apply the activation called ``name`` (``alpha`` is leaky relu's slope)."""

@@ -1,8 +1,9 @@
-"""Layers: Dense, Activation, Flatten, Dropout (Keras names and arguments)."""
+"""Layers: Dense, Activation, Flatten, Dropout, BatchNormalization (Keras names and arguments)."""
 from .activation import Activation
 from .base import Layer
+from .batch_normalization import BatchNormalization
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Layer"]
+__all__ = ["Activation", "BatchNormalization", "Dense", "Dropout", "Flatten", "Layer"]

@@ -49,7 +49,10 @@ class Layer:
         self.input_shape = check_shape(input_shape, "input_shape") if input_shape is not None else None
         self.name = name or unique_name(_snake(type(self).__name__))
         self.dtype = check_float_dtype(dtype, "dtype") if dtype is not None else None
-        self.trainable = trainable
+        if trainable is not True:
+            raise ValueError(f"trainable={trainable!r}: freezing layers is not supported yet; every layer "
+                             "trains (remove the argument)")
+        self.trainable = True
         self.output_shape = None
         self.built = False
         self.needs_input_grad = True
@@ -93,7 +96,12 @@ class Layer:
         self.gradients[name] = gradient_view
 
     def count_params(self) -> int:
+        """Trainable parameters (the weights this layer holds in the flat buffer)."""
         return sum(math.prod(shape) for _, shape, _ in self._specs)
+
+    def count_non_trainable_params(self) -> int:
+        """Non-trainable state counted as parameters (e.g. BatchNormalization's moving statistics)."""
+        return 0
 
     def compute_output_shape(self, input_shape):
         return input_shape
