@@ -117,3 +117,40 @@ class FakeStore:
     @property
     def grads(self):
         return next(iter(self.groups.values()))[1]
+
+
+def model_batch_loss(model, x, y):
+    """The batch-mean loss the model reports: from the logits when the output is fused."""
+    ops = model.ops
+    pred = model.forward(x, training=True)
+    if model.fused_output:
+        total = model.loss.fused_total(ops, model.layers[-1].logits, y)
+    else:
+        total = model.loss.total(ops, pred, y)
+    return float(total) / x.shape[0]
+
+
+def model_analytic_gradient(model, x, y):
+    """Trainer.train_step's order: forward, loss gradient (fused: w.r.t. the logits), backward;
+    returns a copy of the flat gradient buffer."""
+    ops = model.ops
+    pred = model.forward(x, training=True)
+    grad = np.empty_like(pred)
+    if model.fused_output:
+        model.loss.fused(ops, model.layers[-1].logits, pred, y, grad)
+    else:
+        model.loss.gradient(ops, pred, y, out=grad)
+    model.backward(grad, through_activation=not model.fused_output)
+    return model.store.groups[model.dtype][1].copy()
+
+
+def isolate_dataset_environment(tmp_path, monkeypatch):
+    """No real cache, data directory, download URL or proxy leaks into a dataset test."""
+    from tensornet.datasets import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(cache.DATA_ENV, raising=False)
+    monkeypatch.delenv(cache.URL_ENV, raising=False)
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from helpers import isolate_dataset_environment
 from tensornet.datasets import cache
 
 NAME = "toy"
@@ -19,12 +20,7 @@ FILES = ["a-idx1-ubyte.gz", "b-idx1-ubyte.gz"]
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """No real cache, data dir, system dir or proxy leaks into a test."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(cache.DATA_ENV, raising=False)
-    monkeypatch.delenv(cache.URL_ENV, raising=False)
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "*")
+    isolate_dataset_environment(tmp_path, monkeypatch)
     monkeypatch.setattr(cache, "SYSTEM_DIRS", (str(tmp_path / "system"),))
     return SimpleNamespace(cache=tmp_path / "xdg" / "tensornet" / "datasets" / NAME,
                            system=tmp_path / "system" / NAME)

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from helpers import isolate_dataset_environment
 from tensornet.datasets import cache, fashion_mnist, idx, mnist
 
 SYSTEM_FASHION = "/usr/share/datasets/fashion-mnist"
@@ -16,12 +17,8 @@ SYSTEM_FASHION = "/usr/share/datasets/fashion-mnist"
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(cache.DATA_ENV, raising=False)
-    monkeypatch.delenv(cache.URL_ENV, raising=False)
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "*")
+    """No real cache, data dir, system dir or proxy leaks into a test."""
+    isolate_dataset_environment(tmp_path, monkeypatch)
 
 
 @pytest.fixture

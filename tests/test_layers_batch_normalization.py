@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from helpers import check_gradient, numpy_backend, numpy_ops  # noqa: F401 (autouse fixture)
+from helpers import (check_gradient, model_analytic_gradient, model_batch_loss, numpy_backend,  # noqa: F401
+                     numpy_ops)
 
 import tensornet as tn
 from tensornet import initializers, saving
@@ -168,24 +169,7 @@ def bn_model(dtype="float64", seed=0, activation="relu", momentum=0.99, dropout=
     return Sequential(layers, dtype=dtype, seed=seed)
 
 
-def batch_loss(model, x, y):
-    pred = model.forward(x, training=True)
-    if model.fused_output:
-        total = model.loss.fused_total(ops, model.layers[-1].logits, y)
-    else:
-        total = model.loss.total(ops, pred, y)
-    return float(total) / x.shape[0]
-
-
-def analytic_gradient(model, x, y):
-    pred = model.forward(x, training=True)
-    grad = np.empty_like(pred)
-    if model.fused_output:
-        model.loss.fused(ops, model.layers[-1].logits, pred, y, grad)
-    else:
-        model.loss.gradient(ops, pred, y, out=grad)
-    model.backward(grad, through_activation=not model.fused_output)
-    return model.store.groups["float64"][1].copy()
+batch_loss, analytic_gradient = model_batch_loss, model_analytic_gradient
 
 
 @pytest.mark.parametrize("activation,loss", [("relu", "categorical_crossentropy"), ("tanh", "mse")])

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from helpers import check_gradient, numpy_backend, numpy_ops  # noqa: F401 (autouse fixture)
+from helpers import (check_gradient, model_analytic_gradient, model_batch_loss, numpy_backend,  # noqa: F401
+                     numpy_ops)
 
 import tensornet as tn
 from tensornet import initializers, losses, metrics, optimizers
@@ -91,26 +92,7 @@ def make_targets(kind, rng, n, classes):
     return rng.uniform(-1, 1, size=(n, classes)) * 2
 
 
-def batch_loss(model, x, y):
-    """The batch-mean loss the model reports: from the logits when the output is fused."""
-    pred = model.forward(x, training=True)
-    if model.fused_output:
-        total = model.loss.fused_total(ops, model.layers[-1].logits, y)
-    else:
-        total = model.loss.total(ops, pred, y)
-    return float(total) / x.shape[0]
-
-
-def analytic_gradient(model, x, y):
-    """Trainer.train_step's order: forward, loss gradient (fused: w.r.t. the logits), backward."""
-    pred = model.forward(x, training=True)
-    grad = np.empty_like(pred)
-    if model.fused_output:
-        model.loss.fused(ops, model.layers[-1].logits, pred, y, grad)
-    else:
-        model.loss.gradient(ops, pred, y, out=grad)
-    model.backward(grad, through_activation=not model.fused_output)
-    return model.store.groups["float64"][1].copy()
+batch_loss, analytic_gradient = model_batch_loss, model_analytic_gradient
 
 
 @pytest.mark.parametrize("case", list(GRAD_CASES))
