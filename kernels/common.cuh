@@ -2,7 +2,6 @@
 // optimizers.cu). Included with #include "common.cuh": nvcc finds it with -I kernels, and
 // tensornet/backend/kernels.py inlines it before handing a family's text to NVRTC (so the
 // compile cache sees the header's text too).
-#pragma once
 
 // Math<T>: the float or double version of each function, callable from host and device code
 // (the host build in tests/test_kernels_compile.py checks the formulas without a GPU).

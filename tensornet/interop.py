@@ -41,8 +41,11 @@ def flat_to_torch(model, dtype=None):
     sharing memory with the model (alignment padding included, always zero)."""
     import torch
 
+    from .backend.config import check_float_dtype
+
     model._require_built("exporting weights")
-    params, _ = model.store.groups[str(dtype or model.dtype)]
+    # groups are keyed by dtype *name*: str(numpy.float32) would be "<class 'numpy.float32'>"
+    params, _ = model.store.groups[model.dtype if dtype is None else check_float_dtype(dtype, "dtype")]
     return torch.from_dlpack(params)
 
 

@@ -260,6 +260,12 @@ class Trainer:
         buffer = self._buffers.get(key)
         if buffer is None:
             buffer = self._buffers[key] = self.model.ops.host_buffer(shape, dtype)
+        else:
+            # The buffer is about to be refilled, but the last ``to_device`` from it may still be
+            # queued: CuPy's ``ndarray.set`` copies asynchronously on the current stream, and from
+            # page-locked memory it returns before the copy has run. Wait for it (once per chunk,
+            # never per step; a no-op on the CPU).
+            self.model.ops.synchronize()
         return buffer
 
     def _prepare_validation(self, validation_data, ops=None):

@@ -95,3 +95,45 @@ def test_streamed_fit_trains_exactly_like_resident_fit(shuffle):
     for a, b in zip(resident.get_weights(), streamed.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert h1.history == h2.history
+
+
+def test_streamed_fit_waits_before_refilling_a_host_buffer():
+    """CuPy's ``ndarray.set`` copies asynchronously (from page-locked memory the host returns
+    before the copy ran), so a staging buffer is refilled only after ``synchronize``."""
+    events = []
+
+    from tensornet.backend import NumpyBackend
+
+    class Backend(NumpyBackend):
+        name = "numpy"
+
+        def memory_budget(self):
+            return 100_000
+
+        def host_buffer(self, shape, dtype="float32"):
+            buffer = super().host_buffer(shape, dtype)
+            events.append(("new", id(buffer)))
+            return buffer
+
+        def to_device(self, x, out=None):
+            events.append(("copy", id(x)))
+            return super().to_device(x, out=out)
+
+        def synchronize(self):
+            events.append(("sync", None))
+
+    x, y = _data(n=1000)
+    model = Sequential(seed=11)
+    model.add(Dense(5, activation="softmax", input_shape=(30,)))
+    model.compile(loss="categorical_crossentropy", optimizer=SGD(lr=0.05), backend=Backend())
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    assert model._trainer._streamed
+    copied_since_sync = set()
+    for kind, ident in events:
+        if kind == "sync":
+            copied_since_sync.clear()
+        elif kind == "copy":
+            assert ident not in copied_since_sync, "a host buffer was refilled before its copy finished"
+            copied_since_sync.add(ident)
+        else:
+            copied_since_sync.discard(ident)
