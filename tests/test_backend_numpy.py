@@ -173,3 +173,123 @@ def test_training_matches_reference_backend(mode):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(weights[0][1][key], weights[1][1][key], rtol=1e-4)
+
+
+# ---------------------------------------------------------------- adaptive optimizers, dropout
+def _nadam_args(step, beta_1=0.9):
+    mu = [beta_1 * (1.0 - 0.5 * 0.96 ** (0.004 * (k + 1))) for k in range(step + 2)]
+    return mu[step], mu[step + 1], float(np.prod(mu[: step + 1]))
+
+
+# name -> (state arrays (zeros, or positive for the accumulators), update(backend, w, g, state, step))
+ADAPTIVE = {
+    "rmsprop": (["ms"], lambda b, w, g, s, k: b.rmsprop_update(w, g, s["ms"], 0.01, 0.9, 1e-7, 0.0, None,
+                                                                False, None)),
+    "rmsprop_momentum": (["ms", "v"], lambda b, w, g, s, k: b.rmsprop_update(
+        w, g, s["ms"], 0.01, 0.9, 1e-7, 0.5, s["v"], False, None)),
+    "rmsprop_centered": (["ms", "mg"], lambda b, w, g, s, k: b.rmsprop_update(
+        w, g, s["ms"], 0.01, 0.8, 1e-7, 0.0, None, True, s["mg"])),
+    "rmsprop_centered_momentum": (["ms", "v", "mg"], lambda b, w, g, s, k: b.rmsprop_update(
+        w, g, s["ms"], 0.003, 0.95, 1e-6, 0.9, s["v"], True, s["mg"])),
+    "adagrad": (["acc"], lambda b, w, g, s, k: b.adagrad_update(w, g, s["acc"], 0.05, 1e-7)),
+    "adadelta": (["eg", "edx"], lambda b, w, g, s, k: b.adadelta_update(w, g, s["eg"], s["edx"], 1.0, 0.95,
+                                                                         1e-7)),
+    "adam": (["m", "v"], lambda b, w, g, s, k: b.adam_update(w, g, s["m"], s["v"], 0.001 * (k + 1), 0.9, 0.999,
+                                                             1e-7, k)),
+    "amsgrad": (["m", "v", "vmax"], lambda b, w, g, s, k: b.adam_update(
+        w, g, s["m"], s["v"], 0.002, 0.8, 0.99, 1e-7, k, amsgrad=True, v_max=s["vmax"])),
+    "adamax": (["m", "u"], lambda b, w, g, s, k: b.adamax_update(w, g, s["m"], s["u"], 0.002, 0.9, 0.999, 1e-7,
+                                                                  k)),
+    "nadam": (["m", "v"], lambda b, w, g, s, k: b.nadam_update(w, g, s["m"], s["v"], 0.002, 0.9, 0.999, 1e-7,
+                                                               *_nadam_args(k), k)),
+}
+
+
+def _state(rng, names, size, dtype):
+    """Random non-zero state: signed for first moments / velocity, positive for second moments."""
+    state = {n: (_rand(rng, size, dtype, scale=0.1) if n in ("m", "mg")
+                 else np.abs(_rand(rng, size, dtype, scale=0.5))) for n in names}
+    if "mg" in state:  # a centered RMSprop state keeps ms >= mg^2
+        state["ms"] += state["mg"] * state["mg"]
+    return state
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 7, 1001, BIG])
+@pytest.mark.parametrize("rule", list(ADAPTIVE))
+def test_adaptive_update_several_steps_match_reference_exactly(fast, ref, rule, size, dtype):
+    names, update = ADAPTIVE[rule]
+    rng = np.random.default_rng(11)
+    w_fast = _rand(rng, size, dtype)
+    w_ref = w_fast.copy()
+    s_fast = _state(rng, names, size, dtype)
+    if rule == "rmsprop_centered_momentum":
+        s_fast["v"] = _rand(rng, size, dtype, scale=0.01)  # the velocity is signed
+    s_ref = {k: a.copy() for k, a in s_fast.items()}
+    for step in range(4):
+        g = _rand(rng, size, dtype)
+        if size > 2:
+            g[1] = 0.0  # a zero gradient
+        update(fast, w_fast, g, s_fast, step)
+        update(ref, w_ref, g, s_ref, step)
+    assert np.isfinite(w_ref).all()
+    # same operations in the same order in the array's dtype: identical to the last bit
+    np.testing.assert_array_equal(w_fast, w_ref)
+    for key in s_ref:
+        np.testing.assert_array_equal(s_fast[key], s_ref[key], err_msg=key)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_adaptive_update_falls_back_on_unsuitable_arrays(mode, ref):
+    """Strided or mixed-dtype arrays take the reference path (same results)."""
+    fast = NumpyBackend()
+    fast._set_kernels(mode)
+    rng = np.random.default_rng(12)
+    base = _rand(rng, 40, np.float32)
+    w_fast, w_ref = base[::2].copy(), base[::2].copy()
+    g = _rand(rng, 20, np.float32)
+    m_fast = np.zeros(40, np.float32)[::2]
+    m_ref, v_fast, v_ref = np.zeros(20, np.float32), np.zeros(20, np.float32), np.zeros(20, np.float32)
+    fast.adam_update(w_fast, g, m_fast, v_fast, 0.01, 0.9, 0.999, 1e-7, 0)
+    ref.adam_update(w_ref, g, m_ref, v_ref, 0.01, 0.9, 0.999, 1e-7, 0)
+    np.testing.assert_array_equal(w_fast, w_ref)
+    np.testing.assert_array_equal(m_fast, m_ref)
+    w64 = base.astype(np.float64)
+    fast.adagrad_update(w64, base.copy(), np.ones(40, np.float32), 0.1, 1e-7)  # mixed dtypes
+    expected = base.astype(np.float64)
+    ref.adagrad_update(expected, base.copy(), np.ones(40, np.float32), 0.1, 1e-7)
+    np.testing.assert_array_equal(w64, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape", [(0, 5), (1,), 7, (3, 11), (128, 515), (BIG // 100 + 1, 100)])
+@pytest.mark.parametrize("rate", [0.2, 0.5, 0.9])
+def test_dropout_mask_matches_reference(fast, ref, shape, dtype, rate):
+    expected = ref.dropout_mask(np.random.default_rng(21), shape, rate, dtype)
+    assert expected.dtype == dtype
+    mask = fast.dropout_mask(np.random.default_rng(21), shape, rate, dtype)
+    np.testing.assert_array_equal(mask, expected)
+    assert mask.dtype == dtype
+    out = np.full(expected.shape, 7, dtype)
+    rng = np.random.default_rng(21)
+    assert fast.dropout_mask(rng, shape, rate, dtype, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    # the generator advanced exactly as the reference's draw does
+    ref_rng = np.random.default_rng(21)
+    ref.dropout_mask(ref_rng, shape, rate, dtype)
+    assert rng.random() == ref_rng.random()
+    # a non-contiguous out still receives the mask
+    wide = np.zeros(expected.shape[:-1] + (2 * expected.shape[-1],), dtype) if expected.ndim else None
+    if wide is not None:
+        strided = wide[..., ::2]
+        fast.dropout_mask(np.random.default_rng(21), shape, rate, dtype, out=strided)
+        np.testing.assert_array_equal(strided, expected)
+    values = set(np.unique(expected).tolist())
+    assert values <= {0.0, float(dtype(1.0 / (1.0 - rate)))}
+
+
+def test_dropout_mask_is_the_documented_draw(ref):
+    rng = np.random.default_rng(3)
+    u = np.random.default_rng(3).random(size=(50, 60), dtype=np.float32)
+    mask = ref.dropout_mask(rng, (50, 60), 0.3, "float32")
+    np.testing.assert_array_equal(mask, (u >= np.float32(0.3)) * np.float32(1 / 0.7))

@@ -26,8 +26,9 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["PARALLEL_MIN", "sgd", "bias_relu", "relu_backward", "bias_softmax", "softmax_xent_dense",
-           "softmax_xent_sparse", "count_argmax_equal"]
+__all__ = ["PARALLEL_MIN", "sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam", "dropout",
+           "bias_relu", "relu_backward", "bias_softmax", "softmax_xent_dense", "softmax_xent_sparse",
+           "count_argmax_equal"]
 
 #: Element count from which the threaded version of a kernel is used
 #: (``TENSORNET_CPU_PARALLEL_MIN`` overrides it; 0 disables the serial versions).
@@ -40,14 +41,16 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
 
-def _twin(fn):
-    """(parallel, serial) dispatchers compiled from ``fn`` (distinct names keep their disk caches apart)."""
-    parallel = numba.njit(parallel=True, cache=True, nogil=True)(fn)
+def _twin(fn, **options):
+    """(parallel, serial) dispatchers compiled from ``fn`` (distinct names keep their disk caches apart);
+    ``options`` go to ``numba.njit`` (``error_model="numpy"``: x / 0 is inf or NaN as in NumPy,
+    not a ZeroDivisionError check per division, which also keeps the loop from vectorizing)."""
+    parallel = numba.njit(parallel=True, cache=True, nogil=True, **options)(fn)
     clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
                                fn.__closure__)
     clone.__qualname__ = fn.__qualname__ + "_serial"
     clone.__module__ = fn.__module__
-    serial = numba.njit(cache=True, nogil=True)(clone)
+    serial = numba.njit(cache=True, nogil=True, **options)(clone)
     return parallel, serial
 
 
@@ -66,6 +69,113 @@ def _sgd(w, g, v, lr, momentum, weight_decay, mode, has_decay):
                 w[i] = w[i] + vi
             else:
                 w[i] = (w[i] - step) + momentum * vi
+
+
+# The adaptive updates below follow base.Backend's NumPy expressions operation by operation
+# (``a * b * c`` is ``(a * b) * c``; Python-float scalars such as ``1 - rho`` or Adam's alpha
+# are computed on the host and passed cast to the array dtype, as NumPy's weak scalars are), so
+# they match the reference bit for bit. No fastmath: LLVM then never contracts into an FMA.
+# ``np.sqrt`` of a float32 stays float32 (correctly rounded, like NumPy's).
+
+
+def _nan_max(a, b):
+    """np.maximum for two scalars: NaN when either is NaN."""
+    if a != a or a >= b:
+        return a
+    return b
+
+
+_nan_max = numba.njit(inline="always")(_nan_max)
+
+
+def _rmsprop(w, g, ms, mg, v, lr, rho, one_minus_rho, epsilon, momentum, centered, use_momentum):
+    """ms = ms rho + ((1 - rho) g) g;  mg = mg rho + (1 - rho) g (centered);
+    inc = (lr g) / sqrt((ms - mg mg) + eps);  v = v momentum + inc, w -= v  (or w -= inc)."""
+    for i in prange(w.shape[0]):
+        gi = g[i]
+        msi = ms[i] * rho + (one_minus_rho * gi) * gi
+        ms[i] = msi
+        if centered:
+            mgi = mg[i] * rho + one_minus_rho * gi
+            mg[i] = mgi
+            denom = msi - mgi * mgi
+        else:
+            denom = msi
+        inc = (lr * gi) / np.sqrt(denom + epsilon)
+        if use_momentum:
+            vi = v[i] * momentum + inc
+            v[i] = vi
+            w[i] = w[i] - vi
+        else:
+            w[i] = w[i] - inc
+
+
+def _adagrad(w, g, acc, lr, epsilon):
+    """acc += g g;  w -= (lr g) / sqrt(acc + eps)."""
+    for i in prange(w.shape[0]):
+        gi = g[i]
+        a = acc[i] + gi * gi
+        acc[i] = a
+        w[i] = w[i] - (lr * gi) / np.sqrt(a + epsilon)
+
+
+def _adadelta(w, g, eg, edx, lr, rho, one_minus_rho, epsilon):
+    """Eg = Eg rho + ((1 - rho) g) g;  d = (sqrt(Edx + eps) / sqrt(Eg + eps)) g;
+    Edx = Edx rho + ((1 - rho) d) d;  w -= lr d."""
+    for i in prange(w.shape[0]):
+        gi = g[i]
+        egi = eg[i] * rho + (one_minus_rho * gi) * gi
+        eg[i] = egi
+        edxi = edx[i]
+        d = (np.sqrt(edxi + epsilon) / np.sqrt(egi + epsilon)) * gi
+        edx[i] = edxi * rho + (one_minus_rho * d) * d
+        w[i] = w[i] - lr * d
+
+
+def _adam(w, g, m, v, v_max, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, amsgrad):
+    """m = m b1 + (1 - b1) g;  v = v b2 + ((1 - b2) g) g;  (v_max = max(v_max, v));
+    w -= (alpha m) / (sqrt(v) + eps)."""
+    for i in prange(w.shape[0]):
+        gi = g[i]
+        mi = m[i] * beta_1 + one_minus_beta_1 * gi
+        m[i] = mi
+        vi = v[i] * beta_2 + (one_minus_beta_2 * gi) * gi
+        v[i] = vi
+        if amsgrad:
+            vi = _nan_max(v_max[i], vi)
+            v_max[i] = vi
+        w[i] = w[i] - (alpha * mi) / (np.sqrt(vi) + epsilon)
+
+
+def _adamax(w, g, m, u, lr_corrected, beta_1, one_minus_beta_1, beta_2, epsilon):
+    """m = m b1 + (1 - b1) g;  u = max(u b2, |g|);  w -= (c m) / (u + eps)."""
+    for i in prange(w.shape[0]):
+        gi = g[i]
+        mi = m[i] * beta_1 + one_minus_beta_1 * gi
+        m[i] = mi
+        ui = _nan_max(u[i] * beta_2, abs(gi))
+        u[i] = ui
+        w[i] = w[i] - (lr_corrected * mi) / (ui + epsilon)
+
+
+def _nadam(w, g, m, v, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, m_coef, g_coef,
+           v_correction):
+    """m, v as Adam;  m_hat = c1 m + c2 g;  v_hat = v / (1 - b2^(t+1));
+    w -= (lr m_hat) / (sqrt(v_hat) + eps)."""
+    for i in prange(w.shape[0]):
+        gi = g[i]
+        mi = m[i] * beta_1 + one_minus_beta_1 * gi
+        m[i] = mi
+        vi = v[i] * beta_2 + (one_minus_beta_2 * gi) * gi
+        v[i] = vi
+        m_hat = m_coef * mi + g_coef * gi
+        w[i] = w[i] - (lr * m_hat) / (np.sqrt(vi / v_correction) + epsilon)
+
+
+def _dropout(u, rate, scale, zero):
+    """In place over the uniform draws: u = scale where u >= rate, else 0."""
+    for i in prange(u.shape[0]):
+        u[i] = scale if u[i] >= rate else zero
 
 
 def _bias_relu(z, b, y):
@@ -179,6 +289,13 @@ def _count_argmax_equal(a, b):
 
 
 sgd = _twin(_sgd)
+rmsprop = _twin(_rmsprop, error_model="numpy")
+adagrad = _twin(_adagrad, error_model="numpy")
+adadelta = _twin(_adadelta, error_model="numpy")
+adam = _twin(_adam, error_model="numpy")
+adamax = _twin(_adamax, error_model="numpy")
+nadam = _twin(_nadam, error_model="numpy")
+dropout = _twin(_dropout, error_model="numpy")
 bias_relu = _twin(_bias_relu)
 relu_backward = _twin(_relu_backward)
 bias_softmax = _twin(_bias_softmax)

@@ -130,9 +130,16 @@ class Backend:
         return self.xp.take(x, index, axis=0, out=out)
 
     def dropout_mask(self, rng, shape, rate, dtype="float32", out=None):
-        """Inverted-dropout mask: 1 / (1 - rate) with probability 1 - rate, else 0 (drawn with ``rng``)."""
-        keep = rng.random(size=shape) >= rate
-        mask = self.asarray((keep * (1.0 / (1.0 - rate))).astype(dtype))
+        """Inverted-dropout mask: 1 / (1 - rate) with probability 1 - rate, else 0 (drawn with ``rng``).
+
+        u = rng.random(size=shape, dtype=dtype) (float64 draws for dtypes other than float32 /
+        float64); mask = (u >= rate) * T(1 / (1 - rate)), with rate and the scale cast to the
+        draw's / mask's dtype T. The NumPy backend's fast paths draw the same stream."""
+        dtype = numpy.dtype(dtype)
+        draw = dtype if dtype in (numpy.dtype("float32"), numpy.dtype("float64")) else numpy.dtype("float64")
+        u = rng.random(size=shape, dtype=draw)
+        keep = u >= draw.type(rate)
+        mask = self.asarray((keep * dtype.type(1.0 / (1.0 - rate))).astype(dtype, copy=False))
         if out is None:
             return mask
         out[...] = mask

@@ -11,6 +11,11 @@ What is overridden, and why (measurements in ``bench/NOTES.md``):
   extra; :mod:`._numba_kernels`), threaded over the cores for large buffers. Without Numba (or
   with ``TENSORNET_CPU_KERNELS=numpy``) the same methods run in NumPy with preallocated scratch
   buffers and ``out=`` everywhere, so a step allocates no large array either way.
+- the adaptive optimizer updates (RMSprop, Adagrad, Adadelta, Adam / AMSGrad, Adamax, Nadam)
+  run as one Numba pass over the flat buffers (the base's NumPy expressions are 6-15 passes
+  with temporaries), in the base's order of operations, so they match it bit for bit.
+- ``dropout_mask`` draws ``rng.random`` in the mask's own dtype straight into ``out`` and
+  thresholds it in place: the same stream and mask as :meth:`Backend.dropout_mask`.
 
 Every override keeps :class:`Backend`'s signature and is tested against it on random inputs,
 in both modes (``tests/test_backend_numpy.py``).
@@ -91,6 +96,44 @@ class NumpyBackend(Backend):
         if dtype not in _FLOATS or any(array.dtype != dtype for array in arrays[1:]):
             return None
         return pair[0] if size >= self._nb.PARALLEL_MIN else pair[1]
+
+    def _flat_kernel(self, pair, w, *arrays):
+        """The kernel of ``pair`` for a flat update of ``w`` with ``arrays`` (1-d, C-contiguous,
+        ``w``'s shape and dtype), or None (no Numba, or arrays that do not suit it)."""
+        nb = self._kernels()
+        if nb is None or w.ndim != 1 or not w.flags.c_contiguous:
+            return None
+        for array in arrays:
+            if (not isinstance(array, numpy.ndarray) or array.shape != w.shape
+                    or not array.flags.c_contiguous):
+                return None
+        return self._kernel(pair, w.size, w, *arrays)
+
+    # ------------------------------------------------------------------ random
+    def dropout_mask(self, rng, shape, rate, dtype="float32", out=None):
+        dtype = numpy.dtype(dtype)
+        shape = (int(shape),) if isinstance(shape, (int, numpy.integer)) else tuple(shape)
+        if dtype not in _FLOATS:
+            return super().dropout_mask(rng, shape, rate, dtype, out=out)
+        if (out is not None and isinstance(out, numpy.ndarray) and out.dtype == dtype
+                and out.shape == shape and out.flags.c_contiguous):
+            mask = out
+        else:
+            mask = numpy.empty(shape, dtype)
+        rng.random(dtype=dtype, out=mask)  # the stream of rng.random(size=shape, dtype=dtype)
+        rate_t, scale = dtype.type(rate), dtype.type(1.0 / (1.0 - rate))
+        nb = self._kernels()
+        kernel = None if nb is None else self._kernel(nb.dropout, mask.size, mask)
+        if kernel is not None:
+            kernel(mask.reshape(-1), rate_t, scale, dtype.type(0))
+        else:
+            keep = self.scratch("dropout_keep", shape, numpy.bool_)
+            numpy.greater_equal(mask, rate_t, out=keep)
+            numpy.multiply(keep, scale, out=mask)
+        if out is not None and mask is not out:
+            out[...] = mask
+            return out
+        return mask
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a, b, out=None, trans_a=False, trans_b=False):
@@ -219,3 +262,71 @@ class NumpyBackend(Backend):
                        mode, bool(weight_decay))
                 return
         super().sgd_update(w, g, velocity, lr, momentum, nesterov, weight_decay)
+
+    def rmsprop_update(self, w, g, mean_square, lr, rho, epsilon, momentum, velocity, centered, mean_grad):
+        nb = self._kernels()
+        if nb is not None:
+            arrays = (g, mean_square) + ((mean_grad,) if centered else ()) + ((velocity,) if momentum else ())
+            kernel = self._flat_kernel(nb.rmsprop, w, *arrays)
+            if kernel is not None:
+                t = w.dtype.type
+                kernel(w, g, mean_square, mean_grad if centered else w, velocity if momentum else w,
+                       t(lr), t(rho), t(1.0 - rho), t(epsilon), t(momentum), bool(centered), bool(momentum))
+                return
+        super().rmsprop_update(w, g, mean_square, lr, rho, epsilon, momentum, velocity, centered, mean_grad)
+
+    def adagrad_update(self, w, g, accumulator, lr, epsilon):
+        nb = self._kernels()
+        if nb is not None:
+            kernel = self._flat_kernel(nb.adagrad, w, g, accumulator)
+            if kernel is not None:
+                t = w.dtype.type
+                kernel(w, g, accumulator, t(lr), t(epsilon))
+                return
+        super().adagrad_update(w, g, accumulator, lr, epsilon)
+
+    def adadelta_update(self, w, g, accum_grad, accum_delta, lr, rho, epsilon):
+        nb = self._kernels()
+        if nb is not None:
+            kernel = self._flat_kernel(nb.adadelta, w, g, accum_grad, accum_delta)
+            if kernel is not None:
+                t = w.dtype.type
+                kernel(w, g, accum_grad, accum_delta, t(lr), t(rho), t(1.0 - rho), t(epsilon))
+                return
+        super().adadelta_update(w, g, accum_grad, accum_delta, lr, rho, epsilon)
+
+    def adam_update(self, w, g, m, v, lr, beta_1, beta_2, epsilon, t, amsgrad=False, v_max=None):
+        nb = self._kernels()
+        if nb is not None:
+            kernel = self._flat_kernel(nb.adam, w, g, m, v, *((v_max,) if amsgrad else ()))
+            if kernel is not None:
+                T = w.dtype.type
+                alpha = lr * (1.0 - beta_2 ** (t + 1)) ** 0.5 / (1.0 - beta_1 ** (t + 1))  # as the base
+                kernel(w, g, m, v, v_max if amsgrad else w, T(alpha), T(beta_1), T(1.0 - beta_1), T(beta_2),
+                       T(1.0 - beta_2), T(epsilon), bool(amsgrad))
+                return
+        super().adam_update(w, g, m, v, lr, beta_1, beta_2, epsilon, t, amsgrad=amsgrad, v_max=v_max)
+
+    def adamax_update(self, w, g, m, u, lr, beta_1, beta_2, epsilon, t):
+        nb = self._kernels()
+        if nb is not None:
+            kernel = self._flat_kernel(nb.adamax, w, g, m, u)
+            if kernel is not None:
+                T = w.dtype.type
+                kernel(w, g, m, u, T(lr / (1.0 - beta_1 ** (t + 1))), T(beta_1), T(1.0 - beta_1), T(beta_2),
+                       T(epsilon))
+                return
+        super().adamax_update(w, g, m, u, lr, beta_1, beta_2, epsilon, t)
+
+    def nadam_update(self, w, g, m, v, lr, beta_1, beta_2, epsilon, mu_t, mu_next, mu_product, t):
+        nb = self._kernels()
+        if nb is not None:
+            kernel = self._flat_kernel(nb.nadam, w, g, m, v)
+            if kernel is not None:
+                T = w.dtype.type
+                m_coef = mu_next / (1.0 - mu_product * mu_next)
+                g_coef = (1.0 - mu_t) / (1.0 - mu_product)
+                kernel(w, g, m, v, T(lr), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2), T(epsilon),
+                       T(m_coef), T(g_coef), T(1.0 - beta_2 ** (t + 1)))
+                return
+        super().nadam_update(w, g, m, v, lr, beta_1, beta_2, epsilon, mu_t, mu_next, mu_product, t)
