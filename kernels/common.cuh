@@ -11,12 +11,14 @@ template <> struct Math<float> {
     static __host__ __device__ __forceinline__ float exp(float x) { return expf(x); }
     static __host__ __device__ __forceinline__ float sqrt(float x) { return sqrtf(x); }
     static __host__ __device__ __forceinline__ float abs(float x) { return fabsf(x); }
+    static __host__ __device__ __forceinline__ float tiny() { return 1.17549435082228750797e-38f; }
 };
 template <> struct Math<double> {
     static __host__ __device__ __forceinline__ double tanh(double x) { return ::tanh(x); }
     static __host__ __device__ __forceinline__ double exp(double x) { return ::exp(x); }
     static __host__ __device__ __forceinline__ double sqrt(double x) { return ::sqrt(x); }
     static __host__ __device__ __forceinline__ double abs(double x) { return ::fabs(x); }
+    static __host__ __device__ __forceinline__ double tiny() { return 2.2250738585072013831e-308; }
 };
 
 // max(a, b) returning NaN when either is NaN (numpy.maximum semantics).

@@ -19,7 +19,8 @@
 //
 //   sgd_update:      g' = g + wd w (when use_wd);  s = lr g'
 //                    no momentum: w -= s
-//                    momentum:    v = momentum v - s;  w += v,  or Nesterov: w = (w - s) + momentum v
+//                    momentum:    v = momentum v - s (0 when |v| < the smallest normal float);
+//                                 w += v,  or Nesterov: w = (w - s) + momentum v
 //   rmsprop_update:  ms = rho ms + (1 - rho) g^2;  mg = rho mg + (1 - rho) g (centered);
 //                    inc = lr g / sqrt(ms - mg^2 + eps)  (mg = 0 when not centered);
 //                    momentum: v = momentum v + inc, w -= v;  otherwise w -= inc
@@ -53,7 +54,8 @@ __host__ __device__ __forceinline__ void sgd_update_element(
         w[i] = wi - s;
         return;
     }
-    const T v = velocity[i] * momentum - s;
+    T v = velocity[i] * momentum - s;
+    if (Math<T>::abs(v) < Math<T>::tiny()) v = T(0);  // no subnormal velocity (as the reference)
     velocity[i] = v;
     w[i] = nesterov ? (wi - s) + momentum * v : wi + v;
 }

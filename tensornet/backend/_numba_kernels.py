@@ -54,9 +54,10 @@ def _twin(fn, **options):
     return parallel, serial
 
 
-def _sgd(w, g, v, lr, momentum, weight_decay, mode, has_decay):
+def _sgd(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
     """mode 0: w -= lr g';  1: v = m v - lr g', w += v;  2 (Nesterov): w = w - lr g' + m v.
-    g' = w wd + g when ``has_decay`` (the reference's order), else g."""
+    g' = w wd + g when ``has_decay`` (the reference's order), else g. A velocity entry below
+    ``tiny`` (the smallest normal float) in magnitude is stored as 0, as the reference does."""
     for i in prange(w.shape[0]):
         gi = w[i] * weight_decay + g[i] if has_decay else g[i]
         step = gi * lr
@@ -64,6 +65,8 @@ def _sgd(w, g, v, lr, momentum, weight_decay, mode, has_decay):
             w[i] = w[i] - step
         else:
             vi = v[i] * momentum - step
+            if abs(vi) < tiny:
+                vi = vi - vi  # +0.0, as the reference's assignment
             v[i] = vi
             if mode == 1:
                 w[i] = w[i] + vi

@@ -259,7 +259,7 @@ class NumpyBackend(Backend):
                 cast = w.dtype.type
                 mode = 0 if not momentum else (2 if nesterov else 1)
                 kernel(w, g, velocity if momentum else w, cast(lr), cast(momentum), cast(weight_decay),
-                       mode, bool(weight_decay))
+                       mode, bool(weight_decay), numpy.finfo(w.dtype).tiny)
                 return
         super().sgd_update(w, g, velocity, lr, momentum, nesterov, weight_decay)
 
