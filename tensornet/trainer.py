@@ -50,7 +50,26 @@ class Trainer:
         self._streamed = False
 
     # ------------------------------------------------------------------ public loops
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+    def fit(self, *args, **kwargs):
+        """Train (see ``Sequential.fit``); the backend's ``finish`` runs however it ends."""
+        return self._finishing(self._fit, *args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """[loss, *metrics] (only the loss when there are no metrics), as Keras returns them."""
+        return self._finishing(self._evaluate, *args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        """Outputs for every example, batch by batch (see ``Sequential.predict``)."""
+        return self._finishing(self._predict, *args, **kwargs)
+
+    def _finishing(self, loop, *args, **kwargs):
+        try:
+            return loop(*args, **kwargs)
+        finally:
+            if self.model.ops is not None:
+                self.model.ops.finish()
+
+    def _fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0):
         model = self.model
         model.require_compiled("fit")
@@ -101,7 +120,7 @@ class Trainer:
         callback_list.call("on_train_end", dict(logs))
         return history
 
-    def evaluate(self, x, y, batch_size=32, verbose=1):
+    def _evaluate(self, x, y, batch_size=32, verbose=1):
         """[loss, *metrics] (only the loss when there are no metrics), as Keras returns them."""
         model = self.model
         model.require_compiled("evaluate")
@@ -116,7 +135,7 @@ class Trainer:
         values = list(logs.values())
         return values if len(values) > 1 else values[0]
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def _predict(self, x, batch_size=32, verbose=0):
         """Outputs for every example, batch by batch; NumPy in, NumPy out (device arrays stay on
         the device)."""
         model = self.model

@@ -91,6 +91,10 @@ class Backend:
     def synchronize(self):
         """Wait for queued device work to finish (a no-op on the CPU)."""
 
+    def finish(self):
+        """Called when ``fit``, ``evaluate`` or ``predict`` returns: undo any process-wide setting
+        the backend made for speed during the loop (none here)."""
+
     def device_info(self) -> dict:
         """A description of the device this backend computes on."""
         import platform

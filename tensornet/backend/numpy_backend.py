@@ -27,6 +27,7 @@ import os
 import numpy
 
 from .base import Backend
+from .blas_threads import BlasThreads
 
 #: ``TENSORNET_CPU_KERNELS``: ``auto`` (Numba when it imports), ``numba`` (required) or ``numpy``.
 KERNELS_ENV = "TENSORNET_CPU_KERNELS"
@@ -61,6 +62,7 @@ class NumpyBackend(Backend):
         self._kernel_mode = mode
         self._kernels_loaded = False
         self._nb = None
+        self._blas_threads = BlasThreads()
 
     # ------------------------------------------------------------------ kernel selection
     @property
@@ -144,8 +146,13 @@ class NumpyBackend(Backend):
                 b = b.T
             if a.shape[1] != b.shape[0]:
                 raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+            self._blas_threads.for_product(a.shape[0] * a.shape[1] * b.shape[1])
             return numpy.matmul(a, b, out=out)
         return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
+
+    def finish(self):
+        """BLAS gets its own thread count back (``matmul`` runs small products on one thread)."""
+        self._blas_threads.restore()
 
     def sum_rows(self, x, out=None):
         return numpy.add.reduce(x, axis=0, out=out)
