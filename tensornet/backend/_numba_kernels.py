@@ -216,19 +216,27 @@ def _bias_softmax(z, b, y):
             y[i, j] = y[i, j] / s
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_max_sum_exp(z, i):
+    """(m, s): the maximum of row i of z (NaN if the row holds one) and sum_j exp(z_ij - m),
+    accumulated in float64."""
+    m = -np.inf
+    for j in range(z.shape[1]):
+        if z[i, j] > m or z[i, j] != z[i, j]:
+            m = z[i, j]
+    s = 0.0
+    for j in range(z.shape[1]):
+        s += math.exp(z[i, j] - m)
+    return m, s
+
+
 def _softmax_xent_dense(z, p, t, grad, inv_n):
     """Loss sum -sum_ij t_ij (z_ij - max_i - log sum_j exp(z_ij - max_i)) (float64 accumulator);
     grad = (p * sum_j t_ij - t) * inv_n."""
     n, k = z.shape
     total = 0.0
     for i in prange(n):
-        m = -np.inf
-        for j in range(k):
-            if z[i, j] > m or z[i, j] != z[i, j]:
-                m = z[i, j]
-        s = 0.0
-        for j in range(k):
-            s += math.exp(z[i, j] - m)
+        m, s = _row_max_sum_exp(z, i)
         log_s = math.log(s)
         row = 0.0
         ts = t[i, 0] * 0
@@ -246,13 +254,7 @@ def _softmax_xent_sparse(z, p, labels, grad, inv_n):
     n, k = z.shape
     total = 0.0
     for i in prange(n):
-        m = -np.inf
-        for j in range(k):
-            if z[i, j] > m or z[i, j] != z[i, j]:
-                m = z[i, j]
-        s = 0.0
-        for j in range(k):
-            s += math.exp(z[i, j] - m)
+        m, s = _row_max_sum_exp(z, i)
         label = labels[i]
         total -= (z[i, label] - m) - math.log(s)
         for j in range(k):
