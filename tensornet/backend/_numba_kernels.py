@@ -263,32 +263,26 @@ def _softmax_xent_sparse(z, p, labels, grad, inv_n):
     return total
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _row_argmax(a, i):
+    """Index of the first maximum of row i of a; the first NaN counts as the maximum."""
+    index = 0
+    best = a[i, 0]
+    if best == best:
+        for j in range(1, a.shape[1]):
+            x = a[i, j]
+            if x != x:
+                return j
+            if x > best:
+                best, index = x, j
+    return index
+
+
 def _count_argmax_equal(a, b):
     """Rows where argmax(a) == argmax(b) (first maximum wins, a NaN counts as the maximum)."""
-    n, k = a.shape
     count = 0
-    for i in prange(n):
-        ia = 0
-        best = a[i, 0]
-        if best == best:
-            for j in range(1, k):
-                x = a[i, j]
-                if x != x:
-                    ia = j
-                    break
-                if x > best:
-                    best, ia = x, j
-        ib = 0
-        best_b = b[i, 0]
-        if best_b == best_b:
-            for j in range(1, k):
-                x = b[i, j]
-                if x != x:
-                    ib = j
-                    break
-                if x > best_b:
-                    best_b, ib = x, j
-        if ia == ib:
+    for i in prange(a.shape[0]):
+        if _row_argmax(a, i) == _row_argmax(b, i):
             count += 1
     return count
 
