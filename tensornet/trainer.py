@@ -7,6 +7,7 @@ once per epoch, so a step never waits for the host.
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
@@ -15,6 +16,18 @@ from .callbacks import BatchLogs, CallbackList, History
 from .inputs import (check_positive_int, check_same_length, check_verbose, prepare_inputs,
                      prepare_targets)
 from .progress import ProgressLogger, format_logs
+
+
+def _finishes(loop):
+    """Run a public loop, then the backend's ``finish`` (however the loop ends)."""
+    @functools.wraps(loop)
+    def run(self, *args, **kwargs):
+        try:
+            return loop(self, *args, **kwargs)
+        finally:
+            if self.model.ops is not None:
+                self.model.ops.finish()
+    return run
 
 
 class EpochTotals:
@@ -50,26 +63,8 @@ class Trainer:
         self._streamed = False
 
     # ------------------------------------------------------------------ public loops
-    def fit(self, *args, **kwargs):
-        """Train (see ``Sequential.fit``); the backend's ``finish`` runs however it ends."""
-        return self._finishing(self._fit, *args, **kwargs)
-
-    def evaluate(self, *args, **kwargs):
-        """[loss, *metrics] (only the loss when there are no metrics), as Keras returns them."""
-        return self._finishing(self._evaluate, *args, **kwargs)
-
-    def predict(self, *args, **kwargs):
-        """Outputs for every example, batch by batch (see ``Sequential.predict``)."""
-        return self._finishing(self._predict, *args, **kwargs)
-
-    def _finishing(self, loop, *args, **kwargs):
-        try:
-            return loop(*args, **kwargs)
-        finally:
-            if self.model.ops is not None:
-                self.model.ops.finish()
-
-    def _fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+    @_finishes
+    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, initial_epoch=0):
         model = self.model
         model.require_compiled("fit")
@@ -120,7 +115,8 @@ class Trainer:
         callback_list.call("on_train_end", dict(logs))
         return history
 
-    def _evaluate(self, x, y, batch_size=32, verbose=1):
+    @_finishes
+    def evaluate(self, x, y, batch_size=32, verbose=1):
         """[loss, *metrics] (only the loss when there are no metrics), as Keras returns them."""
         model = self.model
         model.require_compiled("evaluate")
@@ -135,7 +131,8 @@ class Trainer:
         values = list(logs.values())
         return values if len(values) > 1 else values[0]
 
-    def _predict(self, x, batch_size=32, verbose=0):
+    @_finishes
+    def predict(self, x, batch_size=32, verbose=0):
         """Outputs for every example, batch by batch; NumPy in, NumPy out (device arrays stay on
         the device)."""
         model = self.model
