@@ -122,10 +122,9 @@ class Sequential:
                 layer.initialize(self.rng)
             done += len(layer.weight_specs())
         self.built = True
-        if keep is not None:
+        if keep is not None:  # the layers it covers come first, in get_weights order
             keep = list(keep)
-            views = list(self.store.views())
-            self.set_weights(keep + [self.ops.copy(w) for _, _, w, _ in views[len(keep):]])
+            self._assign_weights(list(self.store.views())[:len(keep)], keep)
         if self.compiled:
             self._finish_compile()
         return self
@@ -214,6 +213,10 @@ class Sequential:
         weights = list(weights)
         if len(weights) != len(views):
             raise ValueError(f"set_weights expects {len(views)} arrays; got {len(weights)}")
+        self._assign_weights(views, weights)
+
+    def _assign_weights(self, views, weights):
+        """Copy each array of ``weights`` into the matching store view (shapes checked)."""
         for (layer, name, view, _), value in zip(views, weights):
             value = self.ops.asarray(self.ops.to_numpy(value) if not self.ops.is_array(value) else value)
             if tuple(value.shape) != tuple(view.shape):
