@@ -1,7 +1,8 @@
 """Saving and loading models: a format that executes nothing on load.
 
-A saved model is one ``.npz`` file (a zip of ``.npy`` arrays, read back with
-``allow_pickle=False``) holding:
+A saved model is one ``.npz`` file (a zip of ``.npy`` arrays, read back by the bounded reader
+:func:`tensornet._npz.read_npz`, which never unpickles and checks every declared size against
+the file before allocating) holding:
 
 - ``header``: a JSON document (as uint8 bytes) with the architecture (each layer's class and
   config), the compile settings (loss, metrics), the optimizer's class, hyper-parameters,
@@ -24,6 +25,8 @@ loaded model with ``initial_epoch=model.epochs_completed``.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import inspect
 import json
@@ -32,6 +35,7 @@ import os
 import numpy
 
 from ._files import atomic_write
+from ._npz import NpzFormatError, read_npz
 
 FORMAT = "tensornet.model"
 VERSION = 1
@@ -65,17 +69,22 @@ def write_archive(path, header: dict, arrays: dict):
 
 
 def read_archive(path):
-    """(header, arrays) from a file written by :func:`write_archive`, checksum verified."""
+    """(header, arrays) from a file written by :func:`write_archive`, checksum verified.
+
+    The arrays are read with :func:`tensornet._npz.read_npz`, which checks every size the file
+    declares against what it holds before allocating, so a damaged or hostile file raises a
+    ``ValueError`` naming it (never allocates without bound). The header must be a JSON object
+    of this format and version whose index of arrays matches the arrays exactly."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no saved model at {path!r}")
     try:
-        with numpy.load(path, allow_pickle=False) as archive:
-            members = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path!r} is not a tensornet model file (or is damaged): {exc}") from None
-    except Exception as exc:  # zipfile.BadZipFile and CRC errors
-        raise ValueError(f"{path!r} is damaged: {type(exc).__name__}: {exc}") from None
+        members = read_npz(path)
+    except NpzFormatError as exc:
+        raise ValueError(f"{path!r} is damaged: {exc.problem}") from None
+    except OSError as exc:  # unreadable: a directory, no permission...
+        problem = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{path!r} is not a tensornet model file (or is damaged): {problem}") from None
     if "header" not in members or "checksum" not in members:
         raise ValueError(f"{path!r} is not a tensornet model file: it has no header or no checksum")
     header_bytes = members.pop("header").tobytes()
@@ -84,15 +93,26 @@ def read_archive(path):
     if stored != actual:
         raise ValueError(f"{path!r} failed its checksum (stored {stored[:16]}..., computed {actual[:16]}...): "
                          "the file is damaged or was modified")
-    header = json.loads(header_bytes.decode())
-    if header.get("format") != FORMAT:
-        raise ValueError(f"{path!r} is not a tensornet model file (format {header.get('format')!r})")
-    if header.get("version", 0) > VERSION:
+    try:
+        header = json.loads(header_bytes.decode())
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ValueError(f"{path!r} is damaged: its header is not valid JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ValueError(f"{path!r} is not a tensornet model file (format {found!r})")
+    version = header.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{path!r} is damaged: its format version {version!r} is not an integer")
+    if version > VERSION:
         raise ValueError(f"{path!r} was written by a newer tensornet (format version {header['version']}; "
                          f"this one reads up to {VERSION})")
     index = header.get("arrays", {})
-    if set(index) != set(members):
+    if not isinstance(index, dict) or set(index) != set(members):
         raise ValueError(f"{path!r}: the arrays in the file do not match its header")
+    for name, array in members.items():
+        if index[name] != {"dtype": array.dtype.str, "shape": list(array.shape)}:
+            raise ValueError(f"{path!r}: array {name!r} is {array.dtype.str} of shape {list(array.shape)}, "
+                             f"its header says {index[name]!r}")
     return header, members
 
 
@@ -281,28 +301,192 @@ def _weights_list(header, arrays):
     return [arrays[f"weights/{i}"] for i in range(count)]
 
 
+# ---------------------------------------------------------------------- checking a header before use
+class _LoadError(ValueError):
+    """A load failure whose message is already complete (passed through :func:`_malformed_file`)."""
+
+
+@contextlib.contextmanager
+def _malformed_file(path):
+    """Turn any failure while interpreting a header that passed its checksum (a missing key, a value
+    of the wrong type, a config a constructor rejects...) into a ValueError naming the file."""
+    try:
+        yield
+    except (_LoadError, MemoryError):
+        raise
+    except Exception as exc:
+        detail = str(exc) if type(exc) is ValueError else f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{os.fspath(path)!r}: malformed model file: {detail}") from exc
+
+
+def _require(condition, problem):
+    if not condition:
+        raise ValueError(problem)
+
+
+def _planned_weights(layers, input_shape):
+    """What building ``layers`` for ``input_shape`` would allocate, worked out on shallow copies
+    of the layers (``compute_output_shape`` and ``build_weights`` only), allocating nothing of that
+    size: ``(weights, states)``, ``weights`` a list of (layer index, name, shape) in
+    ``get_weights`` order and ``states`` each layer's count of non-trainable values."""
+    from .layers.base import check_shape
+
+    ops = _default_ops()
+    shape = check_shape(input_shape, "input_shape")
+    weights, states = [], []
+    for index, layer in enumerate(layers):
+        probe = copy.copy(layer)
+        probe.ops, probe.input_shape, probe._specs = ops, shape, []
+        output = check_shape(tuple(probe.compute_output_shape(shape)), f"output shape of layer {index}")
+        probe.build_weights(shape)
+        weights += [(index, name, tuple(weight_shape)) for name, weight_shape, _ in probe.weight_specs()]
+        states.append(probe.count_non_trainable_params())
+        shape = output
+    return weights, states
+
+
+def _check_stored_weights(header, arrays, planned, states):
+    """The file stores exactly the weights (and at least the layer state) ``planned`` by
+    :func:`_planned_weights`: one floating-point array of the planned shape per weight."""
+    slots = header.get("weights")
+    _require(isinstance(slots, list) and len(slots) == len(planned),
+             f"the architecture has {len(planned)} weights, the header lists "
+             f"{len(slots) if isinstance(slots, list) else repr(slots)}")
+    for i, ((index, name, shape), slot) in enumerate(zip(planned, slots)):
+        stored = arrays.get(f"weights/{i}")
+        _require(stored is not None, f"weight {i} (layer {index} {name!r}) is missing")
+        _require(slot == [index, name], f"weight {i} is listed as {slot!r}, the architecture has [{index}, {name!r}]")
+        _require(stored.dtype.kind == "f", f"weight {i} (layer {index} {name!r}) has dtype {stored.dtype}, "
+                                           "not a floating-point type")
+        _require(tuple(stored.shape) == shape, f"layer {index} weight {name!r} has shape {shape} in the "
+                                               f"architecture, {tuple(stored.shape)} in the file")
+    for index, count in enumerate(states):
+        held = sum(a.size for key, a in arrays.items() if key.startswith(f"state/{index}/"))
+        _require(count <= held, f"layer {index} keeps {count} values of state, the file stores {held}")
+
+
+def _check_rng_state(state):
+    name = state["bit_generator"]
+    cls = getattr(numpy.random, name, None) if isinstance(name, str) else None
+    _require(isinstance(cls, type) and issubclass(cls, numpy.random.BitGenerator)
+             and cls is not numpy.random.BitGenerator, f"unknown random bit generator {name!r}")
+
+
+def _check_model_archive(path, header, arrays, custom_objects=None, compile=True):
+    """Check read_archive's ``(header, arrays)`` before :func:`model_from_archive` builds anything:
+    the kind, the custom objects it needs, the random generators' names, and, where loading builds
+    the model, that the architecture's weights are exactly those stored (so a header that implies
+    more parameters than the file holds is refused before allocating them). Raise a ValueError
+    naming the file; a structural problem (missing key, wrong type) raises inside
+    :func:`_malformed_file`, which names it too."""
+    path = os.fspath(path)
+    if header.get("kind") != "model":
+        raise _LoadError(f"{path!r} holds weights only; build the model and call load_weights")
+    spec = header["model"]
+    _require(spec["class"] == "Sequential", f"unknown model class {spec['class']!r}")
+    _require(isinstance(spec["layers"], list), f"the model's layers are {spec['layers']!r}, not a list")
+    known, custom = _layer_classes(), custom_objects or {}
+    for item in spec["layers"]:
+        _require(isinstance(item["class"], str), f"layer class {item['class']!r} is not a name")
+        if item["class"] not in custom and item["class"] not in known:
+            raise _LoadError(f"{path!r}: unknown layer class {item['class']!r}; pass it in "
+                             f"custom_objects={{'{item['class']}': cls}}")
+    compiled = header.get("compile") if compile else None
+    optimizer_spec = header.get("optimizer")
+    if compiled is not None and optimizer_spec is not None:
+        schedule = optimizer_spec["schedule"]
+        if schedule["name"] == "LambdaSchedule":
+            fn = schedule.get("fn")
+            _require(isinstance(fn, str), f"the learning-rate schedule {schedule!r} names no function")
+            if custom.get(fn) is None:
+                raise _LoadError(f"{path!r}: the model's learning rate is the function {fn!r}, which a file cannot "
+                                 f"hold: pass it as load_model(path, custom_objects={{{fn!r}: fn}})")
+    for name, array in arrays.items():
+        _require(array.dtype.kind == "f" or not name.startswith(("weights/", "state/", "optimizer/")),
+                 f"array {name!r} has dtype {array.dtype}, not a floating-point type")
+    rng = header.get("rng", {})
+    for state in [rng.get("model"), *rng.get("layers", {}).values()]:
+        if state is not None:
+            _check_rng_state(state)
+    layers = [_layer_from_config(item["class"], item["config"], custom_objects) for item in spec["layers"]]
+    # the shape model_from_archive builds for: compile builds a model whose first layer knows its
+    # input shape; otherwise a model saved built is built for its saved input shape
+    input_shape = layers[0].input_shape if compiled is not None and layers else None
+    if input_shape is None and spec["built"]:
+        input_shape = spec["input_shape"]
+    if input_shape is not None:
+        _check_stored_weights(header, arrays, *_planned_weights(layers, input_shape))
+
+
+def _check_weights_fit(path, model, header, arrays):
+    """Every stored weight and layer state fits ``model`` (count, shape, dtype) before any is set,
+    so that a file that does not fit leaves the model untouched."""
+    def fit(condition, problem):
+        if not condition:
+            raise _LoadError(f"{os.fspath(path)!r} does not fit model {model.name!r}: {problem}")
+
+    views = list(model.store.views())
+    slots = header["weights"]
+    _require(isinstance(slots, list), f"the header's list of weights is {slots!r}")
+    fit(len(slots) == len(views), f"the file holds {len(slots)} weights, the model has {len(views)}")
+    for i, (layer, name, view, _) in enumerate(views):
+        stored = arrays.get(f"weights/{i}")
+        _require(stored is not None, f"weight {i} is missing")
+        fit(stored.dtype.kind == "f", f"weight {i} has dtype {stored.dtype}, not a floating-point type")
+        fit(tuple(stored.shape) == tuple(view.shape), f"{layer.name}/{name} has shape {tuple(view.shape)}, "
+                                                      f"the file's weight {i} {tuple(stored.shape)}")
+    for index, layer in enumerate(model.layers):
+        prefix = f"state/{index}/"
+        state = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+        if state:
+            current = _layer_state(layer)
+            fit(set(state) == set(current), f"layer {layer.name!r} keeps state {sorted(current)}, the file "
+                                            f"holds {sorted(state)}")
+            for key, value in state.items():
+                fit(value.dtype.kind == "f" and value.shape == current[key].shape,
+                    f"layer {layer.name!r} state {key!r} is {current[key].dtype} {current[key].shape}, "
+                    f"the file's {value.dtype} {value.shape}")
+
+
 def load_weights(model, path):
-    """Set ``model``'s weights (and layer state) from a file written by ``save`` or ``save_weights``."""
+    """Set ``model``'s weights (and layer state) from a file written by ``save`` or ``save_weights``.
+
+    Everything is checked against the model first: a file that does not fit raises a ValueError
+    naming it and leaves the model's weights as they were."""
     model._require_built("load_weights")
     header, arrays = read_archive(path)
     if header.get("weights") is None:
         raise ValueError(f"{os.fspath(path)!r} holds no weights (the model was saved unbuilt)")
-    model.set_weights(_weights_list(header, arrays))
-    _set_layer_states(model, header, arrays)
+    with _malformed_file(path):
+        _check_weights_fit(path, model, header, arrays)
+        model.set_weights(_weights_list(header, arrays))
+        _set_layer_states(model, header, arrays)
 
 
 def load_model(path, custom_objects=None, compile=True):
     """Rebuild the model saved at ``path``: architecture, weights, optimizer state and step,
-    schedule, random-generator states, epochs completed and history."""
+    schedule, random-generator states, epochs completed and history.
+
+    A damaged file, or one whose header (checksum valid) does not describe a model consistent
+    with its arrays, raises a ValueError naming the file; the architecture is checked against the
+    stored weights before anything of its size is allocated."""
+    header, arrays = read_archive(path)
+    return model_from_archive(header, arrays, path, custom_objects=custom_objects, compile=compile)
+
+
+def model_from_archive(header, arrays, path, custom_objects=None, compile=True):
+    """The model that :func:`read_archive`'s ``(header, arrays)`` of ``path`` describe, after
+    :func:`_check_model_archive` (any failure is a ValueError naming ``path``)."""
+    with _malformed_file(path):
+        _check_model_archive(path, header, arrays, custom_objects=custom_objects, compile=compile)
+        return _build_model(header, arrays, custom_objects=custom_objects, compile=compile)
+
+
+def _build_model(header, arrays, custom_objects=None, compile=True):
     from .callbacks import History
     from .models import Sequential
 
-    header, arrays = read_archive(path)
-    if header.get("kind") != "model":
-        raise ValueError(f"{os.fspath(path)!r} holds weights only; build the model and call load_weights")
     spec = header["model"]
-    if spec["class"] != "Sequential":
-        raise ValueError(f"unknown model class {spec['class']!r}")
     layers = [_layer_from_config(item["class"], item["config"], custom_objects) for item in spec["layers"]]
     model = Sequential(layers, name=spec["name"], dtype=spec["dtype"], seed=spec["seed"])
     compiled = header.get("compile") if compile else None

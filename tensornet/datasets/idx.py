@@ -126,7 +126,10 @@ def _parse(path, f, file_size, compressed, expect_magic):
         data = bytearray(expected)
         if f.readinto(data) != expected:
             _fail(path, "file changed while being read")
-    arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    try:
+        arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError as e:  # a zero size beside sizes whose product NumPy cannot index
+        _fail(path, f"shape {shape} cannot be held in a NumPy array ({e})")
     return arr if dtype.isnative else arr.astype(dtype.newbyteorder("="))
 
 

@@ -1,0 +1,46 @@
+"""Shared pieces of the loader fuzz tests (tests/test_*_fuzz.py): hypothesis settings, byte-level
+mutations of a file, and the counts line each property reports."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
+
+if not os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):  # hypothesis' caches go outside the repository
+    set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "tensornet-hypothesis"))
+
+
+def fuzz_settings(examples):
+    """Reproducible (derandomized) runs of ``examples`` examples, no example database, no deadline."""
+    return settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@st.composite
+def byte_mutations(draw, data, min_ops=1, max_ops=3, within=None):
+    """``data`` after min_ops..max_ops of: bit flip, overwritten byte, inserted bytes, deleted
+    run, truncation; positions anywhere, or below ``within``."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(min_ops, max_ops))):
+        op = draw(st.sampled_from(["flip", "flip", "set", "insert", "delete", "truncate"]))
+        at = draw(st.integers(0, 2**20)) % (min(len(out), within or len(out)) + 1)
+        if op == "flip" and at < len(out):
+            out[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and at < len(out):
+            out[at] = draw(st.integers(0, 255))
+        elif op == "insert":
+            out[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete":
+            del out[at:at + draw(st.integers(1, 16))]
+        elif op == "truncate":
+            del out[at:]
+    return bytes(out)
+
+
+def summary(name, counts):
+    """The counts line of a property: files tried, loaded, rejected with ValueError, other."""
+    return (f"fuzz {name}: {counts['files']} files, {counts['loaded']} loaded, {counts['rejected']} rejected "
+            f"with ValueError, {counts['other']} other")
