@@ -53,3 +53,21 @@ def stub_cupy_backend_module(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ---------------------------------------------------------------------- counts in CI's output
+_COUNT_LINES = []
+
+
+@pytest.fixture
+def report_counts():
+    """``report_counts(line)`` adds ``line`` to the "counts" section pytest prints at the end of
+    the run (quiet mode included): how many kills, fuzzed files, ... a test went through."""
+    return _COUNT_LINES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _COUNT_LINES:
+        terminalreporter.section("counts")
+        for line in _COUNT_LINES:
+            terminalreporter.write_line(line)

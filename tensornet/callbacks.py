@@ -10,7 +10,7 @@ metrics (running means over the epoch so far, as Keras reports them) are read fr
 only when a callback asks for one, so callbacks that do not look cost no synchronisation.
 
 Callbacks here, with Keras' names and defaults: :class:`History`, :class:`EarlyStopping`,
-:class:`ModelCheckpoint`, :class:`LearningRateScheduler`, :class:`ReduceLROnPlateau`,
+:class:`ModelCheckpoint`, :class:`Checkpoints` (fault tolerance), :class:`LearningRateScheduler`, :class:`ReduceLROnPlateau`,
 :class:`CSVLogger`, :class:`TerminateOnNaN`, :class:`LambdaCallback`; the progress bar is
 :class:`tensornet.progress.ProgressLogger`.
 """
@@ -48,6 +48,12 @@ class Callback:
     def on_test_end(self, logs=None): pass
     def on_predict_begin(self, logs=None): pass
     def on_predict_end(self, logs=None): pass
+
+    def on_train_interrupt(self, epoch, batch):
+        """SIGINT arrived; the step ``batch`` of ``epoch`` is finished. Return the path of a
+        checkpoint written now, if any. (A callback that overrides this makes ``fit`` catch
+        SIGINT and stop at the end of the current step.)"""
+        return None
 
     # Keras 2 aliases for the training-batch hooks.
     def on_batch_begin(self, batch, logs=None): pass
@@ -146,6 +152,7 @@ class CallbackList:
             callback.set_model(model)
             callback.set_params(params)
         self.wants_batch_hooks = any(self._wants_batches(cb) for cb in self.callbacks)
+        self.wants_interrupts = any(_overrides(cb, "on_train_interrupt") for cb in self.callbacks)
         self._log_lr = any(isinstance(cb, (LearningRateScheduler, ReduceLROnPlateau)) for cb in self.callbacks)
 
     @classmethod
@@ -164,6 +171,10 @@ class CallbackList:
                 logs["learning_rate"] = float(optimizer.learning_rate)
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
+
+    def call_interrupt(self, epoch, batch) -> list:
+        """``on_train_interrupt`` on every callback; what each returned."""
+        return [callback.on_train_interrupt(epoch, batch) for callback in self.callbacks]
 
     def batch_begin(self, batch, logs):
         for callback in self.callbacks:
@@ -312,6 +323,63 @@ class ModelCheckpoint(Callback):
             self.model.save(path)
 
 
+class Checkpoints(Callback):
+    """Checkpoints that survive a crash: every ``every_epochs`` epochs and/or every
+    ``every_steps`` optimizer steps, into ``directory``, keeping the newest ``keep``; also at the
+    start of training when the directory holds none, and on SIGINT at the end of the current
+    step (then ``fit`` raises :class:`~tensornet.errors.TrainingInterrupted`).
+
+    Each checkpoint is written atomically and only after a divergence check passed, so the
+    directory always holds complete, finite checkpoints; one taken inside an epoch resumes
+    there. Restore with ``tensornet.checkpoints.CheckpointDirectory(directory).restore()`` and
+    continue with ``fit(..., initial_epoch=model.epochs_completed)`` (see
+    :mod:`tensornet.checkpoints`). Callback state (EarlyStopping's patience, ...) is not kept.
+    """
+
+    def __init__(self, directory, every_epochs=1, every_steps=None, keep=3, verbose=0):
+        super().__init__()
+        from .checkpoints import CheckpointDirectory
+
+        for value, name in ((every_epochs, "every_epochs"), (every_steps, "every_steps")):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an int >= 1 or None; got {value!r}")
+        self.directory = CheckpointDirectory(directory, keep=keep)
+        self.every_epochs, self.every_steps = every_epochs, every_steps
+        self.verbose = verbose
+        #: Paths written by this callback, oldest first.
+        self.written = []
+
+    @property
+    def wants_batch_hooks(self):
+        return self.every_steps is not None
+
+    def _save(self, inside_epoch, why):
+        trainer = self.model._trainer
+        if trainer.guard is not None and trainer.position is not None:
+            trainer.guard.verify()
+        point = trainer.resume_point() if inside_epoch else None
+        path = self.directory.save(self.model, point)
+        self.written.append(path)
+        if self.verbose:
+            _print(f"{why}: checkpoint written to {path}")
+        return path
+
+    def on_train_begin(self, logs=None):
+        if self.directory.newest(verify=False) is None:  # (a resumed mid-epoch start keeps its position)
+            self._save(True, "Training start")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps is not None and self.model.optimizer.iterations % self.every_steps == 0:
+            self._save(True, f"Step {self.model.optimizer.iterations}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_epochs is not None and (epoch + 1) % self.every_epochs == 0:
+            self._save(False, f"Epoch {epoch + 1}")
+
+    def on_train_interrupt(self, epoch, batch):
+        return self._save(True, f"Interrupted at epoch {epoch + 1}, batch {batch + 1}")
+
+
 class LearningRateScheduler(Callback):
     """At the start of each epoch set the optimizer's learning rate to ``schedule(epoch, lr)``
     (or ``schedule(epoch)`` for a one-argument function), ``epoch`` counting from 0 and ``lr``
@@ -447,6 +515,9 @@ class TerminateOnNaN(Callback):
 
     Checks the running loss after every batch, as Keras does (one device read per batch: the
     price of stopping at the batch that diverged), and once more at the end of each epoch.
+    With it in the callbacks ``fit`` behaves as Keras' does: it returns quietly and the weights
+    stay as they are, instead of raising :class:`~tensornet.errors.DivergenceError` with the
+    last finite weights restored (the default without it).
     """
 
     def _check(self, where, logs):

@@ -44,6 +44,8 @@ class Sequential:
         self.history = None
         #: Epochs trained so far (what ``save`` records and ``fit(initial_epoch=...)`` resumes from).
         self.epochs_completed = 0
+        #: Set by loading a checkpoint taken inside an epoch: where ``fit`` continues that epoch.
+        self.resume_point = None
         self._trainer = Trainer(self)
         for layer in layers or []:
             self.add(layer)
@@ -180,11 +182,18 @@ class Sequential:
         return dy
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0):
-        """Train for ``epochs`` (from ``initial_epoch``) on shuffled mini-batches; returns a History."""
+            validation_data=None, shuffle=True, initial_epoch=0, check_finite=True):
+        """Train for ``epochs`` (from ``initial_epoch``) on shuffled mini-batches; returns a History.
+
+        With ``check_finite`` (the default) a NaN or infinite loss or gradient stops training
+        with :class:`~tensornet.errors.DivergenceError`, the model put back to its state after
+        the last finite step (see :mod:`tensornet.divergence`). A model loaded from a checkpoint
+        taken inside an epoch continues that epoch when ``initial_epoch`` is its
+        ``epochs_completed``."""
         return self._trainer.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                                  callbacks=callbacks, validation_split=validation_split,
-                                 validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch)
+                                 validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+                                 check_finite=check_finite)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
         """[loss, *metrics] on (x, y) (a scalar loss when there are no metrics)."""

@@ -4,26 +4,47 @@ Each epoch: permute the examples with the model's seeded generator, gather each 
 backend's device, forward, loss, backward, one optimizer step over the flat parameters. The
 last partial batch is trained on. Loss and metric sums accumulate on the device and are read
 once per epoch, so a step never waits for the host.
+
+Around the steps: a :class:`~tensornet.divergence.FiniteGuard` stops the run at the first NaN
+or infinite loss or gradient with the model as it was after the last finite step; SIGINT is
+honoured at the end of a step when a callback asks for it (checkpoint callbacks do); a run can
+start in the middle of an epoch from a checkpoint's :class:`~tensornet.checkpoints.ResumePoint`;
+running out of device memory raises :class:`~tensornet.errors.DeviceOutOfMemoryError` with a
+batch size that fits.
 """
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
+import warnings
 
 from .backend import get_backend
-from .callbacks import BatchLogs, CallbackList, History
+from .callbacks import BatchLogs, CallbackList, History, TerminateOnNaN
+from .divergence import FiniteGuard
+from .errors import TrainingInterrupted
+from .interrupts import InterruptRequests
+from .memory import out_of_memory_error
 from .inputs import (check_positive_int, check_same_length, check_verbose, prepare_inputs,
                      prepare_targets)
 from .progress import ProgressLogger, format_logs
 
 
 def _finishes(loop):
-    """Run a public loop, then the backend's ``finish`` (however the loop ends)."""
+    """Run a public loop, then the backend's ``finish`` (however the loop ends); an
+    out-of-memory error inside it is re-raised as :class:`DeviceOutOfMemoryError` after the
+    trainer's buffers and the backend's memory pool are released."""
     @functools.wraps(loop)
     def run(self, *args, **kwargs):
         try:
             return loop(self, *args, **kwargs)
+        except (MemoryError, RuntimeError) as exc:
+            ops = self.model.ops
+            if ops is None or not ops.is_out_of_memory(exc):
+                raise
+            self._buffers.clear()
+            raise out_of_memory_error(self.model, loop.__name__, self._batch_size, exc) from exc
         finally:
             if self.model.ops is not None:
                 self.model.ops.finish()
@@ -45,6 +66,20 @@ class EpochTotals:
             self.metric_sums[i] += metric.batch_sum(self.ops, pred, target)
         self.samples += pred.shape[0]
 
+    def state(self) -> dict:
+        """The sums as host numbers (what a mid-epoch checkpoint keeps)."""
+        return {"loss": self.ops.to_float(self.loss), "metrics": [self.ops.to_float(t) for t in self.metric_sums],
+                "samples": self.samples}
+
+    def restore(self, state):
+        """Continue from :meth:`state`'s numbers (a resumed epoch reports what an unbroken one would)."""
+        if len(state["metrics"]) != len(self.metrics):
+            raise ValueError(f"the checkpoint's epoch totals hold {len(state['metrics'])} metrics; the model "
+                             f"has {len(self.metrics)}")
+        self.loss = self.ops.asarray(float(state["loss"]), "float64")
+        self.metric_sums = [self.ops.asarray(float(v), "float64") for v in state["metrics"]]
+        self.samples = int(state["samples"])
+
     def results(self, output_size) -> dict:
         """Mean loss and metrics (this is where the device is read)."""
         n = max(self.samples, 1)
@@ -54,6 +89,18 @@ class EpochTotals:
         return logs
 
 
+class EpochPosition:
+    """Where the epoch being trained stands: its number (0-based), the example ``order`` (None
+    without shuffling), ``batch`` (batches trained so far), the running ``totals``, and the
+    arrays and batch size it draws from."""
+
+    __slots__ = ("epoch", "order", "batch", "totals", "x", "y", "batch_size")
+
+    def __init__(self, epoch, order, batch, totals, x, y, batch_size):
+        self.epoch, self.order, self.batch, self.totals = epoch, order, batch, totals
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+
 class Trainer:
     """Runs a compiled :class:`~tensornet.models.Sequential` over arrays."""
 
@@ -61,14 +108,20 @@ class Trainer:
         self.model = model
         self._buffers = {}
         self._streamed = False
+        self._batch_size = None
+        #: The epoch being trained (an :class:`EpochPosition`), or None outside ``fit``.
+        self.position = None
+        self.guard = None
+        self._starting_point = None
 
     # ------------------------------------------------------------------ public loops
     @_finishes
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0):
+            validation_data=None, shuffle=True, initial_epoch=0, check_finite=True):
         model = self.model
         model.require_compiled("fit")
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        self._batch_size = batch_size
         epochs = check_positive_int(epochs, "epochs")
         verbose = check_verbose(verbose)
         if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int) or initial_epoch < 0:
@@ -93,6 +146,9 @@ class Trainer:
         if x.shape[0] == 0:
             raise ValueError("x holds no examples to train on")
 
+        resume = self._starting_point = self._take_resume_point(initial_epoch, x.shape[0], batch_size, shuffle)
+        self._check_weights_finite()
+
         history = History()
         steps = -(-x.shape[0] // batch_size)
         params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": x.shape[0],
@@ -102,17 +158,25 @@ class Trainer:
         model.history = history
         model.stop_training = False
         logs = {}
-        callback_list.call("on_train_begin", {})
-        for epoch in range(initial_epoch, epochs):
-            callback_list.call("on_epoch_begin", epoch, {})
-            logs = self._train_epoch(x, y, batch_size, shuffle, callback_list)
-            if validation is not None:
-                val_logs = self._evaluate_arrays(*validation, batch_size)
-                logs.update({"val_" + key: value for key, value in val_logs.items()})
-            callback_list.call("on_epoch_end", epoch, dict(logs))
-            if model.stop_training:
-                break
-        callback_list.call("on_train_end", dict(logs))
+        # TerminateOnNaN asks for Keras' behaviour: stop quietly at a NaN loss, weights as they are.
+        keras_nan_stop = any(isinstance(callback, TerminateOnNaN) for callback in callbacks or [])
+        self.guard = FiniteGuard(self) if check_finite and not keras_nan_stop else None
+        try:
+            with InterruptRequests(enabled=callback_list.wants_interrupts) as interrupts:
+                callback_list.call("on_train_begin", {})
+                for epoch in range(initial_epoch, epochs):
+                    callback_list.call("on_epoch_begin", epoch, {})
+                    logs = self._train_epoch(epoch, x, y, batch_size, shuffle, callback_list, interrupts,
+                                             resume if epoch == initial_epoch else None)
+                    if validation is not None:
+                        val_logs = self._evaluate_arrays(*validation, batch_size)
+                        logs.update({"val_" + key: value for key, value in val_logs.items()})
+                    callback_list.call("on_epoch_end", epoch, dict(logs))
+                    if model.stop_training:
+                        break
+                callback_list.call("on_train_end", dict(logs))
+        finally:
+            self.position = self.guard = self._starting_point = None
         return history
 
     @_finishes
@@ -121,6 +185,7 @@ class Trainer:
         model = self.model
         model.require_compiled("evaluate")
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        self._batch_size = batch_size
         verbose = check_verbose(verbose)
         x, y = self._prepare(x, y, "x", "y")
         started = time.perf_counter()
@@ -137,6 +202,7 @@ class Trainer:
         the device)."""
         model = self.model
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+        self._batch_size = batch_size
         check_verbose(verbose)
         ops = model.ops if model.built else None
         if ops is None:
@@ -157,6 +223,28 @@ class Trainer:
     def train_step(self, xb, yb, totals):
         """Forward, loss, backward and one optimizer step on one batch."""
         model = self.model
+        pred, grad, loss_sum = self._loss_and_output_gradient(xb, yb)
+        totals.add(loss_sum, pred, yb)
+        model.backward(grad, through_activation=not model.fused_output)
+        model.optimizer.apply(model.store)
+
+    def checked_step(self, xb, yb):
+        """:meth:`train_step` with the loss and then the gradient read on the host before the
+        update: returns ``"loss"`` or ``"gradient"`` (and applies nothing) when that one is not
+        finite, else None. The divergence guard replays steps with it."""
+        model, ops = self.model, self.model.ops
+        pred, grad, loss_sum = self._loss_and_output_gradient(xb, yb)
+        if not math.isfinite(ops.to_float(loss_sum)):
+            return "loss"
+        model.backward(grad, through_activation=not model.fused_output)
+        if not all(ops.all_finite(grads) for _, grads in model.store.groups.values()):
+            return "gradient"
+        model.optimizer.apply(model.store)
+        return None
+
+    def _loss_and_output_gradient(self, xb, yb):
+        """(predictions, dL/d(output), summed loss on the device) of one batch."""
+        model = self.model
         pred = model.forward(xb, training=True)
         grad = self._buffer("dy", pred.shape, model.dtype)
         if model.fused_output:
@@ -164,39 +252,78 @@ class Trainer:
         else:
             loss_sum = model.loss.total(model.ops, pred, yb)
             model.loss.gradient(model.ops, pred, yb, out=grad)
-        totals.add(loss_sum, pred, yb)
-        model.backward(grad, through_activation=not model.fused_output)
-        model.optimizer.apply(model.store)
+        return pred, grad, loss_sum
 
-    def _train_epoch(self, x, y, batch_size, shuffle, callback_list):
+    def _train_epoch(self, epoch, x, y, batch_size, shuffle, callback_list, interrupts, resume=None):
+        """Train one epoch (from ``resume``'s batch, with its order and totals, when given) and
+        return its logs."""
         model = self.model
         totals = EpochTotals(model.ops, model.metrics)
+        if resume is not None:
+            order = None if resume.order is None else self._order_on(resume.order)
+            totals.restore(resume.totals)
+            first = resume.batch
+        else:
+            order = self._draw_order(x.shape[0]) if shuffle else None
+            first = 0
+        position = self.position = EpochPosition(epoch, order, first, totals, x, y, batch_size)
+        if self.guard is not None:
+            self.guard.mark()
         hooks = callback_list.wants_batch_hooks
-        for batch, (xb, yb) in enumerate(self._batches(x, y, batch_size, shuffle)):
+        for batch, (xb, yb) in enumerate(self._batches(x, y, batch_size, order, first), start=first):
             if hooks:
                 callback_list.batch_begin(batch, {"batch": batch, "size": xb.shape[0]})
             self.train_step(xb, yb, totals)
+            position.batch = batch + 1
+            if self.guard is not None:
+                self.guard.after_step()
             if hooks:
                 callback_list.batch_end(batch, BatchLogs(batch, xb.shape[0], totals, model.output_shape[-1]))
+            if interrupts.requested:
+                self._interrupt(callback_list, epoch, batch)
             if model.stop_training:
                 break
+        if self.guard is not None:
+            self.guard.verify()
         return totals.results(model.output_shape[-1])
 
-    def _batches(self, x, y, batch_size, shuffle):
-        """(x, y) batches on the model's device, in the order of a permutation drawn from the
-        model's generator (or in order without ``shuffle``).
+    def _interrupt(self, callback_list, epoch, batch):
+        """SIGINT arrived during the step just finished: let callbacks write their checkpoints
+        (after a divergence check), then stop ``fit`` with :class:`TrainingInterrupted`."""
+        if self.guard is not None:
+            self.guard.verify()
+        written = [path for path in callback_list.call_interrupt(epoch, batch) if path]
+        step = self.model.optimizer.iterations
+        where = f"epoch {epoch + 1}, batch {batch + 1} (optimizer step {step})"
+        saved = ("; checkpoint written to " + ", ".join(map(str, written))) if written else \
+            "; no callback wrote a checkpoint"
+        raise TrainingInterrupted(f"training interrupted by SIGINT after {where}{saved}", epoch=epoch, batch=batch,
+                                  step=step, checkpoints=written)
+
+    def _draw_order(self, n):
+        """The epoch's permutation, drawn from the model's generator (on the host when the data
+        is streamed, so the order does not depend on where the data lives)."""
+        source = get_backend("numpy") if self._streamed else self.model.ops
+        return source.permutation(self.model.rng, n)
+
+    def _order_on(self, order):
+        """A saved (host) order on the backend that :meth:`_draw_order` would have used."""
+        return order if self._streamed else self.model.ops.asarray(order)
+
+    def _batches(self, x, y, batch_size, order, first_batch=0):
+        """(x, y) batches on the model's device from batch ``first_batch`` on, in ``order``
+        (a permutation of the rows, or None for their stored order).
 
         Data resident on the device is gathered batch by batch there. Data too large for it
         (kept on the host, see ``_data_ops``) is gathered on the host a chunk of many batches
         at a time into a page-locked buffer and copied over once per chunk; the batches and
         their order are the same either way.
         """
-        model, ops = self.model, self.model.ops
+        ops = self.model.ops
         n = x.shape[0]
-        source = get_backend("numpy") if self._streamed else ops
-        order = source.permutation(model.rng, n) if shuffle else None
+        begin = first_batch * batch_size
         if not self._streamed:
-            for start in range(0, n, batch_size):
+            for start in range(begin, n, batch_size):
                 stop = min(start + batch_size, n)
                 if order is None:
                     yield x[start:stop], y[start:stop]
@@ -205,8 +332,9 @@ class Trainer:
                     yield (ops.take_rows(x, index, out=self._buffer("x", (stop - start,) + x.shape[1:], x.dtype)),
                            ops.take_rows(y, index, out=self._buffer("y", (stop - start,) + y.shape[1:], y.dtype)))
             return
+        source = get_backend("numpy")
         chunk_rows = self._chunk_rows(x, y, batch_size)
-        for chunk_start in range(0, n, chunk_rows):
+        for chunk_start in range(begin, n, chunk_rows):
             chunk_stop = min(chunk_start + chunk_rows, n)
             rows = chunk_stop - chunk_start
             chunk = []
@@ -220,6 +348,62 @@ class Trainer:
                 chunk.append(ops.to_device(host, out=self._buffer("chunk_" + tag, shape, array.dtype)))
             for start in range(0, rows, batch_size):
                 yield chunk[0][start:start + batch_size], chunk[1][start:start + batch_size]
+
+    def batch_at(self, batch):
+        """Batch ``batch`` of the current epoch, gathered afresh (what :meth:`_batches` yields
+        for it; used to replay steps)."""
+        position = self.position
+        x, y, size = position.x, position.y, position.batch_size
+        start, stop = batch * size, min((batch + 1) * size, x.shape[0])
+        if position.order is None:
+            rows = [x[start:stop], y[start:stop]]
+        else:
+            index = position.order[start:stop]
+            source = get_backend("numpy") if self._streamed else self.model.ops
+            rows = [source.take_rows(x, index), source.take_rows(y, index)]
+        return tuple(self._on_device(array) for array in rows)
+
+    def resume_point(self):
+        """Where training stands now, as a checkpoint keeps it (see :mod:`tensornet.checkpoints`)."""
+        from .checkpoints import ResumePoint
+
+        position = self.position
+        if position is None:  # before the first epoch: where this fit starts
+            return self._starting_point
+        order = None if position.order is None else self.model.ops.to_numpy(position.order)
+        return ResumePoint(epoch=position.epoch, batch=position.batch, samples=position.x.shape[0],
+                           batch_size=position.batch_size, order=order, totals=position.totals.state())
+
+    def _take_resume_point(self, initial_epoch, samples, batch_size, shuffle):
+        """The model's pending mid-epoch resume point (set by loading a checkpoint), checked
+        against this ``fit`` call: consumed when used or dropped with a warning, kept when the
+        call does not match it (so a corrected call can still continue it)."""
+        resume = getattr(self.model, "resume_point", None)
+        if resume is None:
+            return None
+        if resume.epoch != initial_epoch:
+            self.model.resume_point = None
+            warnings.warn(f"the model was restored in the middle of epoch {resume.epoch + 1} (batch {resume.batch}); "
+                          f"fit(initial_epoch={initial_epoch}) starts elsewhere, so the rest of that epoch is "
+                          f"dropped. Pass initial_epoch=model.epochs_completed ({resume.epoch}) to continue it.",
+                          RuntimeWarning, stacklevel=4)
+            return None
+        if resume.samples != samples or resume.batch_size != batch_size:
+            raise ValueError(f"the checkpoint was taken while training on {resume.samples} examples in batches of "
+                             f"{resume.batch_size}; this fit has {samples} examples in batches of {batch_size}. "
+                             "Resume with the same data, validation split and batch size.")
+        if (resume.order is not None) != bool(shuffle):
+            raise ValueError(f"the checkpoint was taken with shuffle={resume.order is not None}; this fit has "
+                             f"shuffle={shuffle}")
+        self.model.resume_point = None
+        return resume
+
+    def _check_weights_finite(self):
+        ops = self.model.ops
+        for params, _ in self.model.store.groups.values():
+            if not ops.all_finite(params):
+                raise ValueError("the model's weights hold NaN or infinite values before training starts: "
+                                 "rebuild the model or load finite weights")
 
     def _chunk_rows(self, x, y, batch_size):
         """Rows per streamed chunk: a whole number of batches filling about a quarter of the

@@ -16,6 +16,8 @@ Conventions:
 """
 from __future__ import annotations
 
+import os
+
 import numpy
 
 #: Clip applied to probabilities by the cross-entropy losses (Keras' epsilon).
@@ -76,6 +78,22 @@ class Backend:
         """Bytes of training data ``fit`` may keep resident on this backend's device; ``None``
         means no limit (the CPU). Larger data sets are streamed in chunks."""
         return None
+
+    def is_out_of_memory(self, exc) -> bool:
+        """True when ``exc`` means the device (here: the host) ran out of memory."""
+        return isinstance(exc, MemoryError)
+
+    def release_memory(self):
+        """Free what this backend keeps cached (scratch buffers; a GPU backend also empties
+        its memory pools), so the process can go on after running out of memory."""
+        self._scratch_buffers = {}
+
+    def free_memory(self):
+        """Bytes of memory available for new arrays now (None when it cannot be told)."""
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
 
     def host_buffer(self, shape, dtype="float32"):
         """A host array to stage transfers through (page-locked on a GPU backend)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy
 import cupy
 
-from . import kernels
+from . import config, kernels
 from .base import Backend
 
 #: Threads per block of every launch (a multiple of the warp size).
@@ -40,6 +40,13 @@ def _version(number: int) -> str:
     return f"{number // 1000}.{(number % 1000) // 10}"
 
 
+def use_plain_reductions():
+    """Deterministic mode: CuPy's own fixed-order reduction kernels, not the optional CUB or
+    cuTENSOR accelerators that ``CUPY_ACCELERATORS`` may select."""
+    cupy._core.set_reduction_accelerators([])
+    cupy._core.set_routine_accelerators([])
+
+
 class CupyBackend(Backend):
     """Runs every operation on the current CUDA device with CuPy, with fused kernels for the
     activations, the softmax cross-entropy and the optimizer updates."""
@@ -52,6 +59,8 @@ class CupyBackend(Backend):
         self._sm_counts: dict[int, int] = {}
         self._done_counters: dict[int, object] = {}
         self._dropout_random = None
+        if config.deterministic():
+            use_plain_reductions()
 
     # ------------------------------------------------------------------ arrays
     def to_numpy(self, x):
@@ -71,8 +80,27 @@ class CupyBackend(Backend):
     def memory_budget(self):
         """Half of the device memory that is free now (the driver's free bytes plus what CuPy's
         pool holds unused): ``fit`` streams data sets larger than this in chunks."""
+        return int(0.5 * self.free_memory())
+
+    def is_out_of_memory(self, exc) -> bool:
+        """CuPy's ``OutOfMemoryError`` (a MemoryError), or a CUDA or cuBLAS error that reports a
+        failed allocation."""
+        if isinstance(exc, MemoryError):
+            return True
+        text = str(exc)
+        return isinstance(exc, RuntimeError) and any(
+            marker in text for marker in ("ALLOC_FAILED", "cudaErrorMemoryAllocation", "out of memory"))
+
+    def release_memory(self):
+        """Drop scratch buffers and free every unused block of CuPy's device and pinned pools."""
+        super().release_memory()
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+    def free_memory(self):
+        """Free device bytes: the driver's free memory plus what CuPy's pool holds unused."""
         free, _ = cupy.cuda.runtime.memGetInfo()
-        return int(0.5 * (free + cupy.get_default_memory_pool().free_bytes()))
+        return int(free + cupy.get_default_memory_pool().free_bytes())
 
     def host_buffer(self, shape, dtype="float32"):
         """A page-locked host array (``cupyx.empty_pinned``): host-to-device copies from it run

@@ -134,6 +134,10 @@ class Layer:
             buffer = self._workspaces[key] = self.ops.empty(shape, self.dtype)
         return buffer
 
+    def release_workspaces(self):
+        """Drop the reusable buffers (they are allocated again at the next call)."""
+        self._workspaces = {}
+
     def __call__(self, x, training=False):
         """Apply the layer to a batch (building it on first use)."""
         ops = self.ops or get_backend()

@@ -1,0 +1,165 @@
+"""Fuzzing the checkpoint loader (tensornet.checkpoints.load_checkpoint and
+CheckpointDirectory.newest) with hypothesis, on a checkpoint taken inside an epoch (so it holds
+a resume point: position, running totals and the epoch's example order).
+
+Every mutated file either loads (then exactly as saved, resume point included) or raises a
+ValueError naming the file, within the same memory bound as the model loader's fuzzing
+(tests/test_saving_fuzz.py, whose strategies this reuses); a directory whose newest checkpoint
+is damaged restores the previous one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fuzzing import byte_mutations, fuzz_settings, summary
+from test_saving_fuzz import _SLACK, load_bounded, make_model
+from tensornet import saving
+from tensornet.callbacks import Checkpoints, LambdaCallback
+from tensornet.checkpoints import CheckpointDirectory, load_checkpoint
+from tensornet.utils import to_categorical
+
+BYTE_EXAMPLES = 600
+RESUME_EXAMPLES = 300
+
+
+class Taken:
+    """Two checkpoints of one run (steps 5 and 6, both inside epoch 2); the newest one's bytes."""
+
+    def __init__(self, directory):
+        rng = np.random.default_rng(0)
+        x, y = rng.normal(size=(64, 6)).astype("float32"), to_categorical(rng.integers(0, 3, 64), 3)
+        model = make_model()
+
+        class Stop(Exception):
+            pass
+
+        def stop(batch, logs):
+            if model.optimizer.iterations == 6:
+                raise Stop
+
+        try:
+            model.fit(x, y, epochs=3, batch_size=16, verbose=0,
+                      callbacks=[Checkpoints(directory, every_steps=1, keep=2), LambdaCallback(on_batch_end=stop)])
+        except Stop:
+            pass
+        self.directory = directory
+        self.older, self.path = CheckpointDirectory(directory).paths()
+        self.data = open(self.path, "rb").read()
+        self.header, self.arrays = saving.read_archive(self.path)
+        self.expected = load_checkpoint(self.path)
+        assert self.expected.resume_point.batch == 2 and self.expected.resume_point.order is not None
+
+
+@pytest.fixture(scope="module")
+def taken(tmp_path_factory):
+    return Taken(tmp_path_factory.mktemp("checkpoints"))
+
+
+def check(path, data, counts, expected, exact):
+    counts["files"] += 1
+    model, error = load_bounded(load_checkpoint, path, 16 * len(data) + _SLACK)
+    if error is not None:
+        counts["rejected"] += 1
+        return
+    counts["loaded"] += 1
+    if exact:
+        for a, b in zip(model.get_weights(), expected.get_weights()):
+            assert np.array_equal(a, b)
+        got, want = model.resume_point, expected.resume_point
+        assert (got.epoch, got.batch, got.totals) == (want.epoch, want.batch, want.totals)
+        assert np.array_equal(got.order, want.order)
+
+
+def run(name, strategy, check_case, examples):
+    counts = {"files": 0, "loaded": 0, "rejected": 0, "other": 0}
+
+    @fuzz_settings(examples)
+    @given(strategy)
+    def property_(case):
+        try:
+            check_case(case, counts)
+        except (AssertionError, ValueError):
+            raise
+        except Exception:
+            counts["other"] += 1
+            raise
+
+    try:
+        property_()
+    finally:
+        print(summary(name, counts))
+    return counts
+
+
+@st.composite
+def resume_edits(draw, header, arrays):
+    """The checkpoint's header with its resume point edited, and its arrays with the order edited."""
+    header = {**header, "resume": dict(header["resume"], totals=dict(header["resume"]["totals"]))}
+    arrays = dict(arrays)
+    resume = header["resume"]
+    for _ in range(draw(st.integers(1, 3))):
+        key = draw(st.sampled_from(["epoch", "batch", "samples", "batch_size", "shuffled", "totals", "order",
+                                    "drop"]))
+        value = draw(st.one_of(st.integers(-2**40, 2**40), st.none(), st.text(max_size=3), st.booleans(),
+                               st.floats(allow_nan=True), st.lists(st.integers(), max_size=3)))
+        if key == "order":
+            n = draw(st.sampled_from([0, 1, 63, 64, 65, 10**6]))
+            kind = draw(st.sampled_from(["int64", "float32", "uint8", "int16"]))
+            arrays["resume/order"] = (np.arange(n)[::-1] % 300).astype(kind) if n < 10**5 else np.zeros(3, kind)
+        elif key == "drop":
+            arrays.pop("resume/order", None)
+        elif key == "totals":
+            resume["totals"] = draw(st.sampled_from([value, {"loss": value, "metrics": [value], "samples": 32},
+                                                     {"loss": 1.0}]))
+        else:
+            resume[key] = value
+    return header, arrays
+
+
+def run_bytes(taken, directory, examples=BYTE_EXAMPLES):
+    path = directory / "ckpt-0000000006.npz"
+
+    def check_case(data, counts):
+        path.write_bytes(data)
+        check(path, data, counts, taken.expected, exact=True)
+
+    return run("checkpoint bytes", byte_mutations(taken.data), check_case, examples)
+
+
+def run_resume(taken, directory, examples=RESUME_EXAMPLES):
+    path = directory / "ckpt-0000000006.npz"
+
+    def check_case(case, counts):
+        header, arrays = case
+        saving.write_archive(path, header, arrays)
+        check(path, path.read_bytes(), counts, taken.expected, exact=False)
+
+    return run("checkpoint resume point", resume_edits(taken.header, taken.arrays), check_case, examples)
+
+
+def test_byte_mutations_of_a_mid_epoch_checkpoint(taken, tmp_path, report_counts):
+    counts = run_bytes(taken, tmp_path)
+    line = summary("checkpoint bytes", counts)
+    report_counts(line)
+    assert counts["other"] == 0 and counts["rejected"] > 0, line
+
+
+def test_resume_point_edits_with_a_valid_checksum(taken, tmp_path, report_counts):
+    counts = run_resume(taken, tmp_path)
+    line = summary("checkpoint resume point", counts)
+    report_counts(line)
+    assert counts["other"] == 0 and counts["rejected"] > 0, line
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(taken, tmp_path):
+    directory = CheckpointDirectory(tmp_path)
+    older = tmp_path / "ckpt-0000000005.npz"
+    older.write_bytes(open(taken.older, "rb").read())
+    newest = tmp_path / "ckpt-0000000006.npz"
+    newest.write_bytes(taken.data[: len(taken.data) // 2])  # torn by a copy outside tensornet
+    with pytest.warns(RuntimeWarning, match="skipping damaged checkpoint"):
+        model = directory.restore()
+    assert model.optimizer.iterations == 5
