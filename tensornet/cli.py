@@ -49,14 +49,26 @@ def build_parser():
                        help="default: $TENSORNET_BACKEND, else auto (CuPy when a GPU is usable)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     train.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    train.add_argument("--deterministic", action="store_true",
+                       help="deterministic mode (tensornet.backend.set_deterministic): bitwise repeatable "
+                            "runs on a GPU even with other streams in the process")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     train.add_argument("--save", metavar="PATH", default=None,
                        help="write the model here (.npz) after every epoch and at the end: an interrupted run "
                             "leaves its last complete epoch, which --resume continues")
     train.add_argument("--resume", metavar="PATH", default=None,
                        help="continue the run saved at PATH up to --epochs in all (the model, optimizer and "
-                            "data order come from the file; model options are ignored); saves back to PATH "
-                            "unless --save names another file")
+                            "data order come from the file; model options are ignored). PATH is a model file "
+                            "(saved back to it unless --save names another) or a --checkpoint-dir directory "
+                            "(its newest complete checkpoint, mid-epoch ones included; checkpoints go on "
+                            "being written there)")
+    train.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                       help="write crash-safe checkpoints into DIR (at the start, every "
+                            "--checkpoint-every-epochs epochs, every --checkpoint-every-steps steps, and on "
+                            "Ctrl-C), keeping the newest --keep-checkpoints; continue with --resume DIR")
+    train.add_argument("--checkpoint-every-epochs", type=int, default=1, metavar="N")
+    train.add_argument("--checkpoint-every-steps", type=int, default=None, metavar="N")
+    train.add_argument("--keep-checkpoints", type=int, default=3, metavar="K")
     train.add_argument("--history", metavar="PATH", default=None,
                        help="write the per-epoch history as JSON (.json) or CSV (default: beside the saved "
                             "model, MODEL.history.csv)")
@@ -83,6 +95,10 @@ def train(args) -> float:
     from .optimizers import SGD
     from .utils import to_categorical
 
+    if args.deterministic:
+        from .backend import set_deterministic
+
+        set_deterministic(True)
     backend = get_backend(args.backend)
     schedule = "cosine" if args.schedule == "cosine" else f"inverse_time decay={args.decay}"
     print(f"tensornet: backend {backend.name}, dataset {args.dataset}, hidden {args.hidden}, "
@@ -93,15 +109,13 @@ def train(args) -> float:
     x_train = x_train.astype(args.dtype) / 255.0
     x_test = x_test.astype(args.dtype) / 255.0
     y_train, y_test = to_categorical(y_train, 10, args.dtype), to_categorical(y_test, 10, args.dtype)
+    checkpoint_dir = args.checkpoint_dir or (args.resume if args.resume and os.path.isdir(args.resume) else None)
     with use_backend(backend):
         if args.resume:
-            from .models import load_model
-
-            model = load_model(args.resume)
-            print(f"tensornet: resuming {args.resume} after epoch {model.epochs_completed} "
-                  f"(optimizer step {model.optimizer.iterations})", flush=True)
+            model = _resume(args.resume)
             _warn_if_schedule_ends(model.optimizer.schedule, args, len(x_train))
         else:
+            _refuse_to_overwrite_run(checkpoint_dir)
             model = Sequential(dtype=args.dtype, seed=args.seed)
             model.add(Flatten(input_shape=x_train.shape[1:]))
             for units in args.hidden:
@@ -112,12 +126,17 @@ def train(args) -> float:
                                         nesterov=args.nesterov, weight_decay=args.weight_decay))
         if args.verbose:
             model.summary()
-        save_path = args.save or args.resume
+        save_path = args.save or (args.resume if args.resume and not os.path.isdir(args.resume) else None)
         callbacks = []
         if save_path:
             from .callbacks import ModelCheckpoint
 
             callbacks.append(ModelCheckpoint(save_path))
+        if checkpoint_dir:
+            from .callbacks import Checkpoints
+
+            callbacks.append(Checkpoints(checkpoint_dir, every_epochs=args.checkpoint_every_epochs,
+                                         every_steps=args.checkpoint_every_steps, keep=args.keep_checkpoints))
         model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose,
                   validation_split=args.validation_split, callbacks=callbacks,
                   initial_epoch=min(model.epochs_completed, args.epochs))
@@ -127,6 +146,42 @@ def train(args) -> float:
     print(f"test loss: {loss:.4f} - test accuracy: {accuracy:.4f} ({accuracy * 100:.2f}%) - "
           f"wall time {elapsed:.1f}s", flush=True)
     return accuracy
+
+
+def _resume(path):
+    """The model saved at ``path``: a model file, or the newest complete checkpoint in a
+    checkpoint directory."""
+    if os.path.isdir(path):
+        from .checkpoints import CheckpointDirectory
+
+        directory = CheckpointDirectory(path)
+        newest = directory.newest()
+        if newest is None:
+            raise FileNotFoundError(f"--resume {path}: the directory holds no complete checkpoint")
+        from .checkpoints import load_checkpoint
+
+        model = load_checkpoint(newest)
+        source = newest
+    else:
+        from .models import load_model
+
+        model, source = load_model(path), path
+    point = model.resume_point
+    where = (f"in epoch {point.epoch + 1} after batch {point.batch}" if point is not None
+             else f"after epoch {model.epochs_completed}")
+    print(f"tensornet: resuming {source} {where} (optimizer step {model.optimizer.iterations})", flush=True)
+    return model
+
+
+def _refuse_to_overwrite_run(directory):
+    """A fresh run must not mix its checkpoints with another run's."""
+    if directory and os.path.isdir(directory):
+        from .checkpoints import CheckpointDirectory
+
+        newest = CheckpointDirectory(directory).newest(verify=False)
+        if newest is not None:
+            raise ValueError(f"--checkpoint-dir {directory} already holds checkpoints of a run (newest: {newest}); "
+                             f"continue it with --resume {directory}, or choose another directory")
 
 
 def _learning_rate(args, examples):
@@ -204,13 +259,34 @@ def info() -> None:
 
 
 def main(argv=None) -> int:
+    from .errors import DeviceOutOfMemoryError, DivergenceError, TrainingInterrupted
+
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
             train(args)
         else:
             info()
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError, ImportError) as exc:
+    except TrainingInterrupted as exc:
+        resume = f"; continue with --resume {args.checkpoint_dir or args.resume}" if exc.checkpoints else ""
+        print(f"tensornet: {exc}{resume}", file=sys.stderr, flush=True)
+        return 130
+    except DivergenceError as exc:
+        print(f"tensornet: error: {exc}{_newest_checkpoint_note(args)}", file=sys.stderr)
+        return 3
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, OSError, ImportError,
+            DeviceOutOfMemoryError) as exc:
         print(f"tensornet: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _newest_checkpoint_note(args) -> str:
+    directory = getattr(args, "checkpoint_dir", None) or (
+        args.resume if getattr(args, "resume", None) and os.path.isdir(args.resume) else None)
+    if not directory or not os.path.isdir(directory):
+        return ""
+    from .checkpoints import CheckpointDirectory
+
+    newest = CheckpointDirectory(directory).newest()
+    return f" The newest checkpoint, {newest}, is intact." if newest else ""

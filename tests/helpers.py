@@ -11,6 +11,9 @@ term) is off by O(1).
 """
 from __future__ import annotations
 
+import gzip
+import struct
+
 import numpy as np
 import pytest
 
@@ -154,3 +157,19 @@ def isolate_dataset_environment(tmp_path, monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "*")
+
+
+def write_tiny_dataset(directory, n_train=240, n_test=60, seed=0):
+    """A tiny Fashion-MNIST-shaped data set (gzip IDX files) whose classes are learnable."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, label * 2:label * 2 + 3, :] = 250
+        (directory / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes()))
+        (directory / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">II", 0x801, n) + labels.tobytes()))
+    return directory

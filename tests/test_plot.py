@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import json
-import struct
 
 import numpy as np
 import pytest
+from helpers import write_tiny_dataset
 
 from tensornet import cli, plot
 from tensornet.callbacks import History
@@ -55,22 +54,6 @@ def test_plot_leaves_pyplot_alone(tmp_path):
 
 
 # ---------------------------------------------------------------------- the command line
-def write_idx(directory, n_train=240, n_test=60, seed=0):
-    """A tiny Fashion-MNIST-shaped data set (gzip IDX files) whose classes are learnable."""
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        labels = rng.integers(0, 10, n).astype(np.uint8)
-        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-        for i, label in enumerate(labels):
-            images[i, label * 2:label * 2 + 3, :] = 250
-        (directory / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-            gzip.compress(struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes()))
-        (directory / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
-            gzip.compress(struct.pack(">II", 0x801, n) + labels.tobytes()))
-    return directory
-
-
 def run_cli(*args):
     return cli.main(["train", "--hidden", "16", "--batch-size", "32", "--verbose", "0", "--lr", "0.05", *map(str, args)])
 
@@ -90,7 +73,7 @@ def interrupt_after_first_epoch(monkeypatch):
 
 @pytest.mark.parametrize("schedule", ["cosine", "inverse_time"])
 def test_cli_plot_save_history_and_bit_exact_resume(tmp_path, capsys, monkeypatch, schedule):
-    data = write_idx(tmp_path / "data")
+    data = write_tiny_dataset(tmp_path / "data")
     full = tmp_path / "full.npz"
     assert run_cli("--data", data, "--epochs", 3, "--schedule", schedule, "--save", full,
                    "--plot", tmp_path / "full.png") == 0
@@ -122,5 +105,5 @@ def test_cli_plot_save_history_and_bit_exact_resume(tmp_path, capsys, monkeypatc
 
 
 def test_cli_reports_a_bad_resume_path(tmp_path, capsys):
-    assert run_cli("--data", write_idx(tmp_path / "d"), "--epochs", 1, "--resume", tmp_path / "nope.npz") == 2
+    assert run_cli("--data", write_tiny_dataset(tmp_path / "d"), "--epochs", 1, "--resume", tmp_path / "nope.npz") == 2
     assert "no saved model" in capsys.readouterr().err
