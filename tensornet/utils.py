@@ -1,20 +1,24 @@
 """Small user-facing helpers (Keras' ``to_categorical`` and ``set_random_seed``)."""
 from __future__ import annotations
 
-from .backend import floatx, get_backend
+from .backend import floatx, get_backend, set_deterministic
 
 _global_seed = None
 _models_seeded = 0
 
 
-def set_random_seed(seed):
+def set_random_seed(seed, deterministic=False):
     """Make every later model built without ``seed=`` reproducible, as
     ``keras.utils.set_random_seed``: the n-th such model after this call draws its weights,
-    shuffles and dropout masks from the generator seeded with ``[seed, n]``."""
+    shuffles and dropout masks from the generator seeded with ``[seed, n]``. With
+    ``deterministic=True`` also turn on deterministic mode
+    (:func:`tensornet.backend.set_deterministic`)."""
     global _global_seed, _models_seeded
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int; got {seed!r}")
     _global_seed, _models_seeded = seed, 0
+    if deterministic:
+        set_deterministic(True)
 
 
 def next_model_seed():

@@ -4,10 +4,11 @@
 environment variable ``TENSORNET_BACKEND`` choose one; see :mod:`.selection`.
 """
 from .base import EPSILON, Backend
-from .config import floatx, set_floatx
+from .config import deterministic, floatx, set_deterministic, set_floatx
 from .numpy_backend import NumpyBackend
 from .selection import (BackendUnavailableError, cupy_status, get_backend, set_backend,
                         use_backend)
 
 __all__ = ["Backend", "NumpyBackend", "BackendUnavailableError", "EPSILON", "cupy_status",
-           "floatx", "get_backend", "set_backend", "set_floatx", "use_backend"]
+           "deterministic", "floatx", "get_backend", "set_backend", "set_deterministic", "set_floatx",
+           "use_backend"]
