@@ -109,7 +109,7 @@ def train(args) -> float:
     x_train = x_train.astype(args.dtype) / 255.0
     x_test = x_test.astype(args.dtype) / 255.0
     y_train, y_test = to_categorical(y_train, 10, args.dtype), to_categorical(y_test, 10, args.dtype)
-    checkpoint_dir = args.checkpoint_dir or (args.resume if args.resume and os.path.isdir(args.resume) else None)
+    checkpoint_dir = _checkpoint_dir(args)
     with use_backend(backend):
         if args.resume:
             model = _resume(args.resume)
@@ -148,20 +148,24 @@ def train(args) -> float:
     return accuracy
 
 
+def _checkpoint_dir(args):
+    """The run's checkpoint directory: --checkpoint-dir, or the directory --resume names."""
+    if getattr(args, "checkpoint_dir", None):
+        return args.checkpoint_dir
+    resume = getattr(args, "resume", None)
+    return resume if resume and os.path.isdir(resume) else None
+
+
 def _resume(path):
     """The model saved at ``path``: a model file, or the newest complete checkpoint in a
     checkpoint directory."""
     if os.path.isdir(path):
-        from .checkpoints import CheckpointDirectory
+        from .checkpoints import CheckpointDirectory, load_checkpoint
 
-        directory = CheckpointDirectory(path)
-        newest = directory.newest()
-        if newest is None:
+        source = CheckpointDirectory(path).newest()
+        if source is None:
             raise FileNotFoundError(f"--resume {path}: the directory holds no complete checkpoint")
-        from .checkpoints import load_checkpoint
-
-        model = load_checkpoint(newest)
-        source = newest
+        model = load_checkpoint(source)
     else:
         from .models import load_model
 
@@ -268,8 +272,15 @@ def main(argv=None) -> int:
         else:
             info()
     except TrainingInterrupted as exc:
-        resume = f"; continue with --resume {args.checkpoint_dir or args.resume}" if exc.checkpoints else ""
+        resume = f"; continue with --resume {_checkpoint_dir(args)}" if exc.checkpoints else ""
         print(f"tensornet: {exc}{resume}", file=sys.stderr, flush=True)
+        return 130
+    except KeyboardInterrupt:
+        saved = getattr(args, "save", None) or getattr(args, "resume", None)
+        kept = (f"; {saved} holds the last complete epoch (continue with --resume {saved})"
+                if saved and os.path.isfile(saved) else "; nothing was saved (use --checkpoint-dir DIR to keep "
+                                                          "every few steps)")
+        print(f"tensornet: interrupted{kept}", file=sys.stderr, flush=True)
         return 130
     except DivergenceError as exc:
         print(f"tensornet: error: {exc}{_newest_checkpoint_note(args)}", file=sys.stderr)
@@ -282,8 +293,7 @@ def main(argv=None) -> int:
 
 
 def _newest_checkpoint_note(args) -> str:
-    directory = getattr(args, "checkpoint_dir", None) or (
-        args.resume if getattr(args, "resume", None) and os.path.isdir(args.resume) else None)
+    directory = _checkpoint_dir(args)
     if not directory or not os.path.isdir(directory):
         return ""
     from .checkpoints import CheckpointDirectory
