@@ -2,10 +2,11 @@
 mutations of a file, and the counts line each property reports."""
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -44,3 +45,20 @@ def summary(name, counts):
     """The counts line of a property: files tried, loaded, rejected with ValueError, other."""
     return (f"fuzz {name}: {counts['files']} files, {counts['loaded']} loaded, {counts['rejected']} rejected "
             f"with ValueError, {counts['other']} other")
+
+
+def run(name, strategy, check, examples):
+    """Run ``check(case, counts)`` on ``examples`` cases drawn from ``strategy``; print and return
+    the counts (``check`` adds to ``files``, ``loaded``, ``rejected`` and ``other``)."""
+    counts = collections.Counter(files=0, loaded=0, rejected=0, other=0)
+
+    @fuzz_settings(examples)
+    @given(strategy)
+    def property_(case):
+        check(case, counts)
+
+    try:
+        property_()
+    finally:
+        print(summary(name, counts))
+    return counts

@@ -24,7 +24,6 @@ The runs are derandomized (reproducible) and keep no example database.
 """
 from __future__ import annotations
 
-import collections
 import copy
 import io
 import re
@@ -35,10 +34,9 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzzing import byte_mutations, fuzz_settings, summary
+from fuzzing import byte_mutations, run, summary
 
 import tensornet as tn
 from tensornet import _npz, saving
@@ -106,7 +104,6 @@ def npy_bytes(descr, fortran_order, shape, body, version=1):
 
 
 # ------------------------------------------------------------------ strategies
-
 
 
 SHAPES = ["(1000000000000,)", "(1000000000,)", "(1000000000, 1000000000)", "(0,)", "(-1,)", "()",
@@ -308,24 +305,6 @@ def check_load(path, data, counts, expect_arrays, exact=False):
         assert len(model.get_weights()) == 6 and len(state) == 2 and len(buffers) == 2
         assert all(np.array_equal(v, expect_arrays[f"state/1/{k}"]) for k, v in state.items())
         assert all(np.array_equal(v, expect_arrays[f"optimizer/{k}"]) for k, v in buffers.items())
-
-
-
-
-
-def run(name, strategy, check, examples):
-    counts = collections.Counter(files=0, loaded=0, rejected=0, other=0)
-
-    @fuzz_settings(examples)
-    @given(strategy)
-    def property_(case):
-        check(case, counts)
-
-    try:
-        property_()
-    finally:
-        print(summary(name, counts))
-    return counts
 
 
 def run_bytes(saved, directory, examples=BYTE_EXAMPLES):
