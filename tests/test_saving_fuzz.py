@@ -281,21 +281,27 @@ def load_bounded(function, path, limit):
         assert peak <= limit, f"loading peaked at {peak} bytes (bound {limit})"
 
 
-def check_load(path, data, counts, expect_arrays, exact=False):
-    """load_model on ``data``: ValueError, or a model holding ``expect_arrays``'s weights (and,
-    ``exact``, also its layer state and optimizer state: everything saved)."""
+def load_counted(function, path, data, counts):
+    """``function(path)`` under :func:`load_bounded` (memory bound 16 x the file + 1 MiB), counted
+    in ``counts`` as loaded, rejected (ValueError: returns None) or other (re-raised)."""
     counts["files"] += 1
     try:
-        model, error = load_bounded(load_model, path, 16 * len(data) + _SLACK)
+        result, error = load_bounded(function, path, 16 * len(data) + _SLACK)
     except AssertionError:
         raise
     except Exception:
         counts["other"] += 1
         raise
-    if error is not None:
-        counts["rejected"] += 1
+    counts["rejected" if error is not None else "loaded"] += 1
+    return result
+
+
+def check_load(path, data, counts, expect_arrays, exact=False):
+    """load_model on ``data``: ValueError, or a model holding ``expect_arrays``'s weights (and,
+    ``exact``, also its layer state and optimizer state: everything saved)."""
+    model = load_counted(load_model, path, data, counts)
+    if model is None:
         return
-    counts["loaded"] += 1
     if model.built:
         for i, w in enumerate(model.get_weights()):
             assert np.array_equal(w, expect_arrays[f"weights/{i}"].astype(w.dtype))
