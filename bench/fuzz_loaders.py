@@ -32,6 +32,21 @@ def load_tests_module(name):
     return module
 
 
+def with_fixture(make):
+    """Wrap ``run(fixture, directory, examples)`` properties as ``call(directory, examples)``; the
+    fixture (a saved model, taken checkpoints) is made once, by the first call, in its directory."""
+    made = {}
+
+    def wrap(run):
+        def call(directory, examples):
+            if "it" not in made:
+                (directory / "fixture").mkdir(exist_ok=True)
+                made["it"] = make(directory / "fixture")
+            return run(made["it"], directory, examples)
+        return call
+    return wrap
+
+
 def properties(only):
     """(name, callable(directory, examples)) of every property to run."""
     found = []
@@ -40,31 +55,14 @@ def properties(only):
         found += [("idx mutated", idx.run_mutated), ("idx random", idx.run_random)]
     if only in (None, "model"):
         model = load_tests_module("test_saving_fuzz")
-        saved = {}
-
-        def with_saved(run):
-            def call(directory, examples):
-                if "it" not in saved:
-                    saved["it"] = model.Saved(directory)
-                return run(saved["it"], directory, examples)
-            return call
-
-        found += [("model bytes", with_saved(model.run_bytes)), ("model zip members", with_saved(model.run_zip)),
-                  ("model header", with_saved(model.run_header)), ("load_weights", with_saved(model.run_load_weights))]
+        saved = with_fixture(model.Saved)
+        found += [("model bytes", saved(model.run_bytes)), ("model zip members", saved(model.run_zip)),
+                  ("model header", saved(model.run_header)), ("load_weights", saved(model.run_load_weights))]
     if only in (None, "checkpoint"):
         checkpoint = load_tests_module("test_checkpoints_fuzz")
-        taken = {}
-
-        def with_taken(run):
-            def call(directory, examples):
-                if "it" not in taken:
-                    (directory / "taken").mkdir(exist_ok=True)
-                    taken["it"] = checkpoint.Taken(directory / "taken")
-                return run(taken["it"], directory, examples)
-            return call
-
-        found += [("checkpoint bytes", with_taken(checkpoint.run_bytes)),
-                  ("checkpoint resume point", with_taken(checkpoint.run_resume))]
+        taken = with_fixture(checkpoint.Taken)
+        found += [("checkpoint bytes", taken(checkpoint.run_bytes)),
+                  ("checkpoint resume point", taken(checkpoint.run_resume))]
     return found
 
 
