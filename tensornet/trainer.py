@@ -32,12 +32,14 @@ from .progress import ProgressLogger, format_logs
 
 
 def _finishes(loop):
-    """Run a public loop, then the backend's ``finish`` (however the loop ends); an
+    """Run a public loop between the backend's ``start`` and ``finish`` (however it ends); an
     out-of-memory error inside it is re-raised as :class:`DeviceOutOfMemoryError` after the
     trainer's buffers and the backend's memory pool are released."""
     @functools.wraps(loop)
     def run(self, *args, **kwargs):
         try:
+            if self.model.ops is not None:
+                self.model.ops.start()
             return loop(self, *args, **kwargs)
         except (MemoryError, RuntimeError) as exc:
             ops = self.model.ops

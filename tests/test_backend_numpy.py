@@ -26,7 +26,8 @@ def fast(request):
     backend = NumpyBackend()
     backend._set_kernels(request.param)
     assert backend.accelerator == request.param
-    return backend
+    yield backend
+    backend.finish()  # BLAS' thread count as it was (direct products set it per size)
 
 
 @pytest.fixture
@@ -148,6 +149,15 @@ def test_matmul(fast, ref, trans_a, trans_b):
         fast.matmul(a, a, trans_a=not trans_a, trans_b=not trans_a)
     batched = _rand(rng, (2, 5, 7), np.float64)
     _close(fast.matmul(batched, b, trans_b=trans_b), ref.matmul(batched, b, trans_b=trans_b), np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmuls(fast, ref, dtype):
+    rng = np.random.default_rng(8)
+    x, dz, w = _rand(rng, (9, 5), dtype), _rand(rng, (9, 7), dtype), _rand(rng, (5, 7), dtype)
+    products = [(x, dz, np.empty((5, 7), dtype), True, False), (dz, w, np.empty((9, 5), dtype), False, True)]
+    for got, want in zip(fast.matmuls(products), ref.matmuls([(a, b, None, ta, tb) for a, b, _, ta, tb in products])):
+        _close(got, want, dtype)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -26,19 +26,25 @@ import numba
 import numpy as np
 from numba import prange
 
+from .blas_threads import numpy_blas_controller
+from .shared_pool import choose_threading_layer
+
 __all__ = ["PARALLEL_MIN", "sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam", "dropout",
            "bias_relu", "relu_backward", "bias_softmax", "softmax_xent_dense", "softmax_xent_sparse",
-           "count_argmax_equal"]
+           "count_argmax_equal", "start_threads", "THREADING_LAYER"]
 
 #: Element count from which the threaded version of a kernel is used
 #: (``TENSORNET_CPU_PARALLEL_MIN`` overrides it; 0 disables the serial versions).
 PARALLEL_MIN = int(os.environ.get("TENSORNET_CPU_PARALLEL_MIN", 1 << 21))
 
-# Numba's OpenMP layer spins its idle threads: on a machine whose cores are busy (or beside
-# BLAS's own threads) a 0.4 ms update then took 16 ms. The work-queue layer sleeps instead.
-# A layer the user chose (NUMBA_THREADING_LAYER) is left alone.
+# Numba's OpenMP layer spins its idle threads: beside OpenBLAS' own spinning threads a 0.4 ms
+# update took 16 ms. So it is chosen only where OpenBLAS can run on the same OpenMP threads
+# (shared_pool.py); elsewhere the work-queue layer, whose threads sleep. A layer the user chose
+# (NUMBA_THREADING_LAYER) is left alone.
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER = choose_threading_layer(numpy_blas_controller())
+#: The threading layer asked for (``numba.threading_layer()`` tells the one loaded, after a launch).
+THREADING_LAYER = numba.config.THREADING_LAYER
 
 
 def _twin(fn, **options):
@@ -301,3 +307,9 @@ bias_softmax = _twin(_bias_softmax)
 softmax_xent_dense = _twin(_softmax_xent_dense)
 softmax_xent_sparse = _twin(_softmax_xent_sparse)
 count_argmax_equal = _twin(_count_argmax_equal)
+
+
+def start_threads():
+    """Launch Numba's thread pool (loading its threading layer): a one-element parallel kernel."""
+    one = np.ones(1, np.float32)
+    relu_backward[0](one, one, one)

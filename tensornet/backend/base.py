@@ -109,6 +109,10 @@ class Backend:
     def synchronize(self):
         """Wait for queued device work to finish (a no-op on the CPU)."""
 
+    def start(self):
+        """Called when ``fit``, ``evaluate`` or ``predict`` begins: from here until :meth:`finish`
+        the backend may change process-wide settings for speed (none here)."""
+
     def finish(self):
         """Called when ``fit``, ``evaluate`` or ``predict`` returns: undo any process-wide setting
         the backend made for speed during the loop (none here)."""
@@ -179,6 +183,13 @@ class Backend:
         if a.shape[-1] != b.shape[-2]:
             raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
         return self.xp.matmul(a, b, out=out)
+
+    def matmuls(self, products):
+        """Independent products: each ``(a, b, out, trans_a, trans_b)`` is ``out = op(a) @ op(b)``
+        as :meth:`matmul` computes it, and no ``out`` overlaps another product's operands. A
+        backend may run them at the same time. Returns the results in order."""
+        return [self.matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
+                for a, b, out, trans_a, trans_b in products]
 
     def multiply(self, a, b, out=None):
         """Element-wise a * b."""

@@ -7,6 +7,11 @@ step with two BLAS threads, 172 us with one; bench/NOTES.md). Larger products us
 thread. The count is changed through threadpoolctl (the `fast` extra) only when it differs
 from the last one set, and ``restore()`` puts back the library's own setting; without
 threadpoolctl nothing is changed.
+
+Between ``share_from_now()`` (a loop's start) and ``restore()``, from the first threaded
+product on, BLAS runs its jobs on the threads of tensornet's fused kernels when that is
+possible (:mod:`.shared_pool`). A loop whose products all run on one thread never starts
+that, and a product outside a loop never does.
 """
 from __future__ import annotations
 
@@ -35,19 +40,38 @@ def numpy_blas_controller():
 
 
 class BlasThreads:
-    """Sets the BLAS thread count per product size; ``restore()`` undoes it."""
+    """Sets the BLAS thread count per product size and, for the length of a loop, runs BLAS on
+    the fused kernels' threads (:mod:`.shared_pool`, when ``share_pool()`` says the kernels are
+    in use); ``restore()`` undoes both."""
 
-    def __init__(self):
+    def __init__(self, share_pool=lambda: False):
+        self._share_pool = share_pool
         self._controller = None
-        self._default = None
+        self._pool = None
+        self._original = None  # the library's own count, put back by restore()
+        self._default = None   # the count for large products: the original, capped at the pool's
         self._current = None
         self._looked_up = False
+        self._sharing = False  # between share_from_now() and restore()
 
     def _lookup(self):
         self._looked_up = True
         self._controller = numpy_blas_controller()
         if self._controller is not None:
-            self._default = self._current = self._controller.num_threads
+            self._original = self._default = self._current = self._controller.num_threads
+            if self._share_pool():
+                from .shared_pool import SharedBlasPool
+
+                self._pool = SharedBlasPool(self._controller)
+
+    def share_from_now(self):
+        """From the next threaded product until ``restore()``, run BLAS on the shared pool."""
+        self._sharing = True
+
+    @property
+    def shared(self) -> bool:
+        """Whether BLAS runs on the fused kernels' threads now."""
+        return self._pool is not None and self._pool.active
 
     def for_product(self, macs):
         """Use one thread for a product of ``macs`` multiply-adds below the threshold, else all."""
@@ -56,12 +80,33 @@ class BlasThreads:
         if self._controller is None:
             return
         wanted = 1 if macs < SMALL_PRODUCT_MACS else self._default
+        if wanted > 1 and self._sharing and self._pool is not None and not self._pool.active \
+                and self._pool.reason is None:
+            threads = self._pool.install()  # first threaded product of the loop
+            if threads:  # never more BLAS jobs than pool threads: they must all run at once
+                self._default = wanted = min(self._original, threads)
         if wanted != self._current:
             self._controller.set_num_threads(wanted)
             self._current = wanted
 
+    def can_run_two(self, dtype) -> bool:
+        """Whether :meth:`two_products` can run products of ``dtype`` now."""
+        return self.shared and self._pool.can_multiply(dtype)
+
+    def two_products(self, params, dtype):
+        """Two independent products at once, one pool thread each
+        (:meth:`.shared_pool.SharedBlasPool.two_products`); BLAS is set to one thread for it."""
+        if self._current != 1:
+            self._controller.set_num_threads(1)
+            self._current = 1
+        self._pool.two_products(params, dtype)
+
     def restore(self):
-        """Give BLAS back the thread count it had before."""
-        if self._controller is not None and self._current != self._default:
-            self._controller.set_num_threads(self._default)
-            self._current = self._default
+        """Give BLAS back its own threads and the thread count it had before."""
+        self._sharing = False
+        if self._pool is not None:
+            self._pool.remove()
+            self._default = self._original
+        if self._controller is not None and self._current != self._original:
+            self._controller.set_num_threads(self._original)
+            self._current = self._original

@@ -8,7 +8,9 @@ What is overridden, and why (measurements in ``bench/NOTES.md``):
 - the training step's element-wise work -- bias + relu, bias + softmax, the relu gradient, the
   fused softmax cross-entropy, the accuracy count and the SGD update over the flat parameter
   buffer -- runs as fused one-pass loops compiled by Numba when it is installed (the ``fast``
-  extra; :mod:`._numba_kernels`), threaded over the cores for large buffers. Without Numba (or
+  extra; :mod:`._numba_kernels`), threaded over the cores for large buffers -- and, inside
+  fit / evaluate / predict, from 32k elements, with NumPy's OpenBLAS running on the same
+  threads (:mod:`.shared_pool`). Without Numba (or
   with ``TENSORNET_CPU_KERNELS=numpy``) the same methods run in NumPy with preallocated scratch
   buffers and ``out=`` everywhere, so a step allocates no large array either way.
 - the adaptive optimizer updates (RMSprop, Adagrad, Adadelta, Adam / AMSGrad, Adamax, Nadam)
@@ -26,8 +28,9 @@ import os
 
 import numpy
 
+from . import shared_pool
 from .base import Backend
-from .blas_threads import BlasThreads
+from .blas_threads import SMALL_PRODUCT_MACS, BlasThreads
 
 #: ``TENSORNET_CPU_KERNELS``: ``auto`` (Numba when it imports), ``numba`` (required) or ``numpy``.
 KERNELS_ENV = "TENSORNET_CPU_KERNELS"
@@ -48,6 +51,46 @@ def _load_numba_kernels(mode):
     return _numba_kernels
 
 
+def _blas_operand(a):
+    """(CBLAS transpose flag, leading dimension) under which BLAS reads the 2-D view ``a`` in
+    place, or None (a layout BLAS cannot read without a copy)."""
+    item, (rows, cols), (row_step, col_step) = a.itemsize, a.shape, a.strides
+    if col_step == item and row_step % item == 0 and row_step >= cols * item:
+        return shared_pool.NO_TRANS, row_step // item
+    if row_step == item and col_step % item == 0 and col_step >= rows * item:
+        return shared_pool.TRANS, col_step // item
+    return None
+
+
+def _side_by_side_params(products):
+    """The int64 rows :meth:`.shared_pool.SharedBlasPool.two_products` takes for two products
+    ``(a, b, out, trans_a, trans_b)``, or None when they do not suit it: not both of threaded
+    size, mixed or non-float dtypes, empty or mismatched shapes, a layout BLAS cannot read in
+    place, or an output overlapping the other product's arrays."""
+    rows, views = [], []
+    dtype = products[0][0].dtype
+    for a, b, out, trans_a, trans_b in products:
+        if not all(isinstance(x, numpy.ndarray) and x.ndim == 2 and x.dtype == dtype for x in (a, b, out)):
+            return None
+        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+        m, k, n = a.shape[0], a.shape[1], b.shape[1]
+        if dtype not in _FLOATS or b.shape[0] != k or out.shape != (m, n) or min(m, k, n) == 0:
+            return None
+        if m * k * n < SMALL_PRODUCT_MACS:
+            return None
+        op_a, op_b, op_out = _blas_operand(a), _blas_operand(b), _blas_operand(out)
+        if op_a is None or op_b is None or op_out is None or op_out[0] != shared_pool.NO_TRANS:
+            return None
+        rows.append([op_a[0], op_b[0], m, n, k, a.ctypes.data, op_a[1], b.ctypes.data, op_b[1],
+                     out.ctypes.data, op_out[1]])
+        views.append((a, b, out))
+    (a0, b0, out0), (a1, b1, out1) = views
+    for out, others in ((out0, (a1, b1, out1)), (out1, (a0, b0))):
+        if any(numpy.may_share_memory(out, other) for other in others):
+            return None
+    return numpy.array(rows, dtype=numpy.int64)
+
+
 class NumpyBackend(Backend):
     """Runs every operation with NumPy on the host (BLAS for the matrix products)."""
 
@@ -62,7 +105,8 @@ class NumpyBackend(Backend):
         self._kernel_mode = mode
         self._kernels_loaded = False
         self._nb = None
-        self._blas_threads = BlasThreads()
+        self._blas_threads = BlasThreads(share_pool=lambda: self._kernels() is not None)
+        self._loops = 0  # fit / evaluate / predict loops running (start() minus finish())
 
     # ------------------------------------------------------------------ kernel selection
     @property
@@ -82,7 +126,9 @@ class NumpyBackend(Backend):
 
     def _set_kernels(self, mode):
         """Switch between ``"numba"``, ``"numpy"`` and ``"auto"`` (tests run both paths)."""
+        self._blas_threads.restore()
         self._kernel_mode, self._kernels_loaded, self._nb = mode, False, None
+        self._blas_threads = BlasThreads(share_pool=lambda: self._kernels() is not None)
         return self._kernels()
 
     def _kernels(self):
@@ -97,7 +143,10 @@ class NumpyBackend(Backend):
         dtype = arrays[0].dtype
         if dtype not in _FLOATS or any(array.dtype != dtype for array in arrays[1:]):
             return None
-        return pair[0] if size >= self._nb.PARALLEL_MIN else pair[1]
+        threshold = self._nb.PARALLEL_MIN
+        if self._blas_threads.shared:  # no other pool to fight: threads pay off much sooner
+            threshold = min(threshold, shared_pool.PARALLEL_MIN)
+        return pair[0] if size >= threshold else pair[1]
 
     def _flat_kernel(self, pair, w, *arrays):
         """The kernel of ``pair`` for a flat update of ``w`` with ``arrays`` (1-d, C-contiguous,
@@ -150,9 +199,27 @@ class NumpyBackend(Backend):
             return numpy.matmul(a, b, out=out)
         return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
 
+    def matmuls(self, products):
+        """Two products of threaded size run side by side, one pool thread each, while BLAS
+        shares the kernels' pool (:mod:`.shared_pool`); anything else one after the other."""
+        if len(products) == 2 and self._blas_threads.shared:
+            params = _side_by_side_params(products)
+            if params is not None and self._blas_threads.can_run_two(products[0][0].dtype):
+                self._blas_threads.two_products(params, products[0][0].dtype)
+                return [product[2] for product in products]
+        return super().matmuls(products)
+
+    def start(self):
+        """BLAS may run on the fused kernels' threads until :meth:`finish` (:mod:`.shared_pool`)."""
+        self._loops += 1
+        self._blas_threads.share_from_now()
+
     def finish(self):
-        """BLAS gets its own thread count back (``matmul`` runs small products on one thread)."""
-        self._blas_threads.restore()
+        """BLAS gets its own threads and thread count back (``matmul`` runs small products on one
+        thread) when the outermost loop ends (a callback may run ``predict`` inside ``fit``)."""
+        self._loops = max(self._loops - 1, 0)
+        if not self._loops:
+            self._blas_threads.restore()
 
     def sum_rows(self, x, out=None):
         return numpy.add.reduce(x, axis=0, out=out)

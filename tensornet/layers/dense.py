@@ -66,13 +66,14 @@ class Dense(Layer):
             dz = self.activation.backward(ops, dy, self._y, out=self.workspace("dz", dy.shape))
         else:
             dz = dy
-        ops.matmul(self._x, dz, trans_a=True, out=self.gradients["kernel"])
         if self.use_bias:
             ops.sum_rows(dz, out=self.gradients["bias"])
+        weight_grad = (self._x, dz, self.gradients["kernel"], True, False)
         if not self.needs_input_grad:
+            ops.matmul(*weight_grad[:2], out=weight_grad[2], trans_a=True)
             return None
-        return ops.matmul(dz, self.weights["kernel"], trans_b=True,
-                          out=self.workspace("dx", self._x.shape))
+        input_grad = (dz, self.weights["kernel"], self.workspace("dx", self._x.shape), False, True)
+        return ops.matmuls((weight_grad, input_grad))[1]  # independent: a backend may run both at once
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation.get_config(),

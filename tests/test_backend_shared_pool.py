@@ -1,0 +1,245 @@
+"""NumPy's OpenBLAS on Numba's threads during a loop (tensornet/backend/shared_pool.py)."""
+import ctypes
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+pytest.importorskip("threadpoolctl")
+
+from tensornet.backend import _numba_kernels, shared_pool  # noqa: E402
+from tensornet.callbacks import Callback  # noqa: E402
+from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads, numpy_blas_controller  # noqa: E402
+from tensornet.backend.numpy_backend import NumpyBackend  # noqa: E402
+from tensornet.layers import Dense  # noqa: E402
+from tensornet.models import Sequential  # noqa: E402
+from tensornet.optimizers import SGD  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def installed_callback():
+    """The address in OpenBLAS' ``openblas_threads_callback_`` (0: its own threads)."""
+    return ctypes.c_void_p.in_dll(numpy_blas_controller().dynlib, "openblas_threads_callback_").value or 0
+
+
+@pytest.fixture
+def shareable():
+    reason = shared_pool.unavailable_reason(numpy_blas_controller())
+    if reason is not None:
+        pytest.skip(f"the pool cannot be shared here: {reason}")
+    if _numba_kernels.THREADING_LAYER != "omp":
+        pytest.skip(f"Numba's threading layer is {_numba_kernels.THREADING_LAYER!r}")
+    assert installed_callback() == 0
+    yield
+    assert installed_callback() == 0  # every test leaves OpenBLAS with its own threads
+
+
+def small_model(backend, seed=3):
+    """Products of 128 x 100 x 400 (above SMALL_PRODUCT_MACS: threaded) and kernels over more
+    than shared_pool.PARALLEL_MIN elements."""
+    model = Sequential([Dense(400, activation="relu", input_shape=(100,)), Dense(5, activation="softmax")], seed=seed)
+    model.compile(optimizer=SGD(lr=0.05, momentum=0.9), loss="categorical_crossentropy", backend=backend)
+    return model
+
+
+def small_data():
+    rng = np.random.default_rng(4)
+    return (rng.standard_normal((384, 100), dtype=np.float32),
+            np.eye(5, dtype=np.float32)[rng.integers(0, 5, 384)])
+
+
+def test_products_on_the_shared_pool_equal_openblas_own_threads(shareable):
+    """Same jobs, same split: the results are identical, for every transpose and both dtypes."""
+    rng = np.random.default_rng(0)
+    cases = [(rng.standard_normal((128, 784), dtype=np.float32), rng.standard_normal((784, 512), dtype=np.float32)),
+             (rng.standard_normal((300, 200)), rng.standard_normal((200, 400)))]
+    expected = [(a @ b, a.T.T @ b.T.T, b.T @ a.T) for a, b in cases]
+    threads = BlasThreads(share_pool=lambda: True)
+    threads.for_product(SMALL_PRODUCT_MACS)
+    assert not threads.shared and installed_callback() == 0  # only inside a loop
+    threads.share_from_now()
+    threads.for_product(SMALL_PRODUCT_MACS - 1)
+    assert not threads.shared  # a product on one thread does not start it
+    threads.for_product(SMALL_PRODUCT_MACS)
+    assert threads.shared and installed_callback() != 0
+    assert numpy_blas_controller().num_threads <= threads._pool.threads
+    for (a, b), want in zip(cases, expected):
+        for got, ref in zip((a @ b, a.T.T @ b.T.T, b.T @ a.T), want):
+            np.testing.assert_array_equal(got, ref)
+    threads.restore()
+    assert not threads.shared and installed_callback() == 0
+
+
+def test_fit_shares_the_pool_and_gives_it_back(shareable):
+    ops = NumpyBackend()
+    seen = []
+    original = ops.sgd_update
+
+    def spy(*args):
+        seen.append((ops._blas_threads.shared, installed_callback() != 0))
+        return original(*args)
+
+    ops.sgd_update = spy
+    small_model(ops).fit(*small_data(), batch_size=128, epochs=1, verbose=0)
+    assert seen and all(shared and installed for shared, installed in seen)
+    assert not ops._blas_threads.shared and installed_callback() == 0
+
+
+def test_a_loop_inside_a_loop_keeps_the_pool(shareable):
+    """A callback that runs predict inside fit: the pool stays shared until fit returns."""
+    ops = NumpyBackend()
+    model = small_model(ops)
+    x, y = small_data()
+    seen = []
+
+    class Probe(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            model.predict(x[:8])
+            seen.append(ops._blas_threads.shared)
+
+    model.fit(x, y, batch_size=128, epochs=2, verbose=0, callbacks=[Probe()])
+    assert seen == [True, True] and installed_callback() == 0
+
+
+def test_training_is_the_same_with_and_without_the_shared_pool(shareable, monkeypatch):
+    """The threaded kernels split element-wise work only; products on one thread instead of two
+    may differ in the last bit."""
+    x, y = small_data()
+    weights = []
+    for setting in ("auto", "0"):
+        monkeypatch.setenv(shared_pool.ENV, setting)
+        model = small_model(NumpyBackend())
+        model.fit(x, y, batch_size=128, epochs=2, verbose=0)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("variable, value", [(shared_pool.ENV, "0"), ("OMP_THREAD_LIMIT", "1"),
+                                             ("OMP_DYNAMIC", "true")])
+def test_settings_that_rule_it_out(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    reason = shared_pool.unavailable_reason(numpy_blas_controller())
+    assert reason is not None and variable in reason
+    assert shared_pool.choose_threading_layer(numpy_blas_controller()) == "workqueue"
+    pool = shared_pool.SharedBlasPool(numpy_blas_controller())
+    assert pool.install() == 0 and not pool.active
+
+
+def test_another_blas_has_no_setter():
+    class Other:
+        internal_api = "mkl"
+    assert shared_pool.callback_setter(Other()) is None
+    assert shared_pool.callback_setter(None) is None
+
+
+def _fit_in_child(queue):
+    ops = NumpyBackend()
+    model = small_model(ops)
+    model.fit(*small_data(), batch_size=128, epochs=1, verbose=0)
+    queue.put((ops._blas_threads.shared, _numba_kernels.PARALLEL_MIN, installed_callback(),
+               [w.tolist() for w in model.get_weights()]))
+
+
+def test_a_forked_child_trains_on_its_own(shareable):
+    """GNU OpenMP does not survive fork: the child removes the callback, runs every kernel on one
+    thread, and trains to the same weights as the parent."""
+    ops = NumpyBackend()
+    parent = small_model(ops)
+    threads = ops._blas_threads
+    ops.start()
+    threads.for_product(SMALL_PRODUCT_MACS)  # the pool in use at the fork, as inside fit
+    assert threads.shared
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_fit_in_child, args=(queue,))
+    child.start()
+    shared, parallel_min, callback, child_weights = queue.get(timeout=120)
+    child.join(timeout=60)
+    ops.finish()
+    assert child.exitcode == 0
+    assert (shared, parallel_min, callback) == (False, sys.maxsize, 0)
+    parent.fit(*small_data(), batch_size=128, epochs=1, verbose=0)
+    for a, b in zip(parent.get_weights(), child_weights):
+        np.testing.assert_array_equal(a, np.asarray(b, dtype=a.dtype))
+
+
+def test_more_blas_threads_than_pool_threads_are_capped(shareable):
+    """OpenBLAS' jobs wait on each other: with more of them than pool threads a product would
+    never finish. The count is capped while the pool is shared, and given back afterwards."""
+    script = textwrap.dedent("""
+        import numpy as np
+        from tensornet.backend import _numba_kernels  # picks Numba's layer before any launch
+        from tensornet.backend.blas_threads import BlasThreads, numpy_blas_controller
+        import numba
+        numba.set_num_threads(2)
+        controller = numpy_blas_controller()
+        controller.set_num_threads(4)
+        threads = BlasThreads(share_pool=lambda: True)
+        threads.share_from_now()
+        a = np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32)
+        threads.for_product(512 ** 3)
+        assert threads.shared and controller.num_threads == 2, controller.num_threads
+        np.testing.assert_allclose(a @ a, (a.astype(np.float64) @ a).astype(np.float32), rtol=1e-3, atol=1e-3)
+        threads.restore()
+        assert controller.num_threads == 4
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------- two products side by side
+def _products(rng, dtype):
+    """A Dense layer's backward pair (x^T dz, dz W^T) of threaded size."""
+    x, dz = rng.standard_normal((128, 300)).astype(dtype), rng.standard_normal((128, 400)).astype(dtype)
+    w = rng.standard_normal((300, 400)).astype(dtype)
+    return [(x, dz, np.empty((300, 400), dtype), True, False), (dz, w, np.empty((128, 300), dtype), False, True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_two_products_side_by_side_equal_one_after_the_other(shareable, dtype):
+    ops = NumpyBackend()
+    products = _products(np.random.default_rng(5), dtype)
+    expected = [a.T @ b if ta else a @ b.T for a, b, _, ta, tb in products]
+    ops.start()
+    try:
+        ops.matmul(products[0][0], products[0][1], trans_a=True)  # the loop's first threaded product
+        assert ops._blas_threads.can_run_two(np.dtype(dtype))
+        results = ops.matmuls(products)
+        assert numpy_blas_controller().num_threads == 1  # each product on one thread of the pool
+    finally:
+        ops.finish()
+    for result, (_, _, out, _, _), want in zip(results, products, expected):
+        assert result is out  # one thread sums in another order than two may: the last bit or so
+        np.testing.assert_allclose(out, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_products_that_do_not_suit_run_one_after_the_other(shareable):
+    ops = NumpyBackend()
+    rng = np.random.default_rng(6)
+    ops.start()
+    try:
+        ops.matmul(*_products(rng, np.float32)[0][:2], trans_a=True)
+        calls = []
+        ops.matmul = lambda *args, **kwargs: calls.append(args) or NumpyBackend.matmul(ops, *args, **kwargs)
+        x, dz, out, _, _ = _products(rng, np.float32)[0]
+        small = (x[:4], dz[:4], np.empty((300, 400), np.float32), True, False)  # 4 x 300 x 400: one thread
+        shared_out = (x, dz, out, True, False)  # writes into the other product's output
+        strided = (x[:, ::2], dz, np.empty((150, 400), np.float32), True, False)  # a layout BLAS cannot read
+        for other in (small, shared_out, strided):
+            calls.clear()
+            ops.matmuls([(x, dz, out, True, False), other])
+            assert len(calls) == 2
+        with pytest.raises(ValueError, match="inner dimensions"):
+            ops.matmuls([(x, dz, out, True, False), (x, dz, out, False, False)])
+    finally:
+        ops.finish()
