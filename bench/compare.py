@@ -7,8 +7,8 @@ load from another process hits all of them alike. Before timing, the weights aft
 identical steps are compared (the two libraries must train the same network).
 
 Beside them the *GEMM floor*: only the matrix products one step needs (forward x W, backward
-x^T dz and dz W^T, the first layer's dx skipped), through NumPy's BLAS -- the one tensornet
-uses -- into preallocated outputs. ``share`` is floor / tensornet step: the part of the step
+x^T dz and dz W^T, the first layer's dx skipped), one after the other, through the BLAS
+tensornet's step uses (MKL with the ``mkl`` extra, else NumPy's), into preallocated outputs. ``share`` is floor / tensornet step: the part of the step
 that is BLAS work no framework can avoid.
 
 The epoch row trains one whole Fashion-MNIST epoch through ``fit`` (60,000 samples, batch
@@ -84,6 +84,7 @@ def machine_info(device):
     ops = get_backend("cupy" if device == "cuda" else "numpy")
     info["tensornet_backend"] = ops.name
     info["tensornet_accel"] = getattr(ops, "accelerator", "numpy")
+    info["tensornet_blas"] = tensornet_blas(ops, info["blas"])
     if os.environ.get("BENCH_REFERENCE_BACKEND"):
         info["tensornet_accel"] = "reference Backend (BENCH_REFERENCE_BACKEND=1)"
     info["device"] = ops.device_info()
@@ -92,6 +93,22 @@ def machine_info(device):
     except OSError:
         pass
     return info
+
+
+def tensornet_blas(ops, numpy_blas):
+    """The BLAS a training step's products go to: MKL (with its version) or NumPy's, and whether
+    it runs on the shared pool (inside fit, as compare.py times it)."""
+    threads = getattr(ops, "_blas_threads", None)
+    if threads is None:
+        return "cuBLAS" if ops.name == "cupy" else numpy_blas
+    ops.start()
+    try:
+        ops.matmul(np.ones((256, 256), np.float32), np.ones((256, 256), np.float32))  # a threaded product
+        mkl, shared = threads.mkl, threads.shared
+    finally:
+        ops.finish()
+    where = "on the shared OpenMP pool" if shared else "on its own threads"
+    return f"{mkl.version if mkl is not None else numpy_blas} ({where})"
 
 
 def _cpu_model():
@@ -180,9 +197,12 @@ class TorchStepper:
 
 
 class GemmFloor:
-    """Only the matrix products of one training step, through the array module's BLAS."""
+    """Only the matrix products of one training step, one after the other, through the BLAS the
+    backend's step uses (``xp.matmul``: NumPy's OpenBLAS -- on the shared pool inside fit -- or
+    CuPy's cuBLAS; with ``mkl``, MKL's GEMM called directly with its arguments prepared, so the
+    floor carries no framework overhead)."""
 
-    def __init__(self, xp, sizes, batch, sync):
+    def __init__(self, xp, sizes, batch, sync, mkl=None):
         rng = np.random.default_rng(1)
         f = lambda *shape: xp.asarray(rng.standard_normal(shape, dtype=np.float32))  # noqa: E731
         self.sync = sync
@@ -194,10 +214,22 @@ class GemmFloor:
             if i > 0:
                 self.products.append((dz, w.T, xp.empty((batch, sizes[i]), np.float32)))      # dx = dz W^T
         self.matmul = xp.matmul
+        self.calls = None
+        if mkl is not None:
+            from tensornet.backend.numpy_backend import _blas_params
+
+            self.calls = [(mkl.functions[out.dtype.char], _blas_params(a, b, out)) for a, b, out in self.products]
+            self.calls = [(fn, (101, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
+                                out.ctypes.data, ldc))
+                          for fn, (ta, tb, m, n, k, a, lda, b, ldb, out, ldc) in self.calls]
 
     def step(self):
-        for a, b, out in self.products:
-            self.matmul(a, b, out=out)
+        if self.calls is not None:
+            for function, args in self.calls:
+                function(*args)
+        else:
+            for a, b, out in self.products:
+                self.matmul(a, b, out=out)
         self.sync()
 
 
@@ -268,9 +300,12 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True)
             raise SystemExit(f"{name}: tensornet and PyTorch diverge after 3 steps (max |dw| = {max_diff:.2e})")
 
     xp = ops.xp
-    steppers["gemm_floor"] = GemmFloor(xp, sizes, batch, ops.synchronize)
     ops.start()  # as fit does: BLAS on the shared pool where it can be (the floor's products too)
     try:
+        ops.matmul(*steppers["tensornet"].batches[0][:1], model.layers[0].weights["kernel"])  # loads it
+        blas_threads = getattr(ops, "_blas_threads", None)
+        mkl = blas_threads.mkl if blas_threads is not None else None
+        steppers["gemm_floor"] = GemmFloor(xp, sizes, batch, ops.synchronize, mkl=mkl)
         times = time_interleaved(steppers, rounds, steps, warmup)
     finally:
         ops.finish()
@@ -391,9 +426,10 @@ def main(argv=None):
     rounds, steps, warmup = (2, 2, 2) if args.quick else (args.rounds, args.steps, 10)
     wanted = args.cases.split(",")
     info = machine_info(args.device)
-    print(f"# {info['cpu']}, {info['cores']} cores, NumPy {info['numpy']} ({info['blas']}), "
-          f"torch {info.get('torch')}, tensornet accel: {info['tensornet_accel']}, device: {args.device}",
-          flush=True)
+    header = (f"# {info['cpu']}, {info['cores']} cores, NumPy {info['numpy']} ({info['blas']}), "
+              f"torch {info.get('torch')}, tensornet accel: {info['tensornet_accel']}, "
+              f"tensornet BLAS: {info['tensornet_blas']}, device: {args.device}")
+    print(header, flush=True)
     results = []
     for name, sizes, batch, _, _ in CASES:
         if name in wanted:
@@ -409,7 +445,8 @@ def main(argv=None):
     table = format_table(results, targets)
     command = "python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
     footer = ("ratio = tensornet / PyTorch default SGD (foreach); r.fused = against SGD(fused=True); "
-              "gemm = the step's matrix products alone through NumPy's BLAS; share = gemm / tensornet.")
+              "gemm = the step's matrix products alone, one after the other, through tensornet's BLAS; "
+              "share = gemm / tensornet.")
     print(table)
     print(footer)
     if not args.quick and not args.no_save:
@@ -421,9 +458,7 @@ def main(argv=None):
         payload = {"command": command.strip(), "when": stamp, "machine": info, "results": results,
                    "lr": LR, "momentum": MOMENTUM}
         (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        (out / f"{stem}.txt").write_text(f"$ {command.strip()}\n# {info['cpu']}, {info['cores']} cores, "
-                                         f"NumPy {info['numpy']} ({info['blas']}), torch {info.get('torch')}, "
-                                         f"tensornet accel: {info['tensornet_accel']}\n{table}\n{footer}\n")
+        (out / f"{stem}.txt").write_text(f"$ {command.strip()}\n{header}\n{table}\n{footer}\n")
         print(f"wrote {out / stem}.json and .txt")
     return results
 

@@ -149,7 +149,7 @@ def _fit_in_child(queue):
 
 def test_a_forked_child_trains_on_its_own(shareable):
     """GNU OpenMP does not survive fork: the child removes the callback, runs every kernel on one
-    thread, and trains to the same weights as the parent."""
+    thread and every product on NumPy's BLAS, and trains to the parent's weights."""
     ops = NumpyBackend()
     parent = small_model(ops)
     threads = ops._blas_threads
@@ -166,8 +166,8 @@ def test_a_forked_child_trains_on_its_own(shareable):
     assert child.exitcode == 0
     assert (shared, parallel_min, callback) == (False, sys.maxsize, 0)
     parent.fit(*small_data(), batch_size=128, epochs=1, verbose=0)
-    for a, b in zip(parent.get_weights(), child_weights):
-        np.testing.assert_array_equal(a, np.asarray(b, dtype=a.dtype))
+    for a, b in zip(parent.get_weights(), child_weights):  # the parent's products may be MKL's
+        np.testing.assert_allclose(a, np.asarray(b, dtype=a.dtype), rtol=1e-4, atol=1e-6)
 
 
 def test_more_blas_threads_than_pool_threads_are_capped(shareable):
@@ -220,7 +220,8 @@ def test_two_products_side_by_side_equal_one_after_the_other(shareable, dtype):
         ops.finish()
     for result, (_, _, out, _, _), want in zip(results, products, expected):
         assert result is out  # one thread sums in another order than two may: the last bit or so
-        np.testing.assert_allclose(out, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+        np.testing.assert_allclose(out, want, **({"rtol": 1e-5, "atol": 1e-4} if dtype == np.float32
+                                                 else {"rtol": 1e-12, "atol": 1e-10}))
 
 
 def test_products_that_do_not_suit_run_one_after_the_other(shareable):

@@ -89,6 +89,11 @@ class BlasThreads:
             self._controller.set_num_threads(wanted)
             self._current = wanted
 
+    @property
+    def mkl(self):
+        """MKL's GEMM when products go there now (:mod:`.mkl_blas`), else None."""
+        return self._pool.gemm if self._pool is not None else None
+
     def can_run_two(self, dtype) -> bool:
         """Whether :meth:`two_products` can run products of ``dtype`` now."""
         return self.shared and self._pool.can_multiply(dtype)

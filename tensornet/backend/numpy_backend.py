@@ -28,7 +28,7 @@ import os
 
 import numpy
 
-from . import shared_pool
+from . import mkl_blas, shared_pool
 from .base import Backend
 from .blas_threads import SMALL_PRODUCT_MACS, BlasThreads
 
@@ -62,29 +62,46 @@ def _blas_operand(a):
     return None
 
 
+def _blas_params(a, b, out):
+    """(trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc) for ``out = a @ b`` (2-D views,
+    ``out`` allocated when None) through CBLAS on the arrays in place, or None: non-float or
+    mixed dtypes, an empty or mismatched shape, or a layout BLAS cannot read without a copy."""
+    dtype = a.dtype
+    if dtype not in _FLOATS or b.dtype != dtype or (out is not None and (out.dtype != dtype or out.ndim != 2)):
+        return None
+    (m, k), n = a.shape, b.shape[1]
+    if min(m, k, n) == 0 or b.shape[0] != k:
+        return None
+    if out is None:
+        out = numpy.empty((m, n), dtype)
+    elif out.shape != (m, n):
+        return None
+    op_a, op_b, op_out = _blas_operand(a), _blas_operand(b), _blas_operand(out)
+    if op_a is None or op_b is None or op_out is None or op_out[0] != shared_pool.NO_TRANS:
+        return None
+    if max(m, n, k, op_a[1], op_b[1], op_out[1]) >= 2 ** 31:  # CBLAS' 32-bit sizes (MKL's LP64)
+        return None
+    return op_a[0], op_b[0], m, n, k, a, op_a[1], b, op_b[1], out, op_out[1]
+
+
 def _side_by_side_params(products):
     """The int64 rows :meth:`.shared_pool.SharedBlasPool.two_products` takes for two products
     ``(a, b, out, trans_a, trans_b)``, or None when they do not suit it: not both of threaded
-    size, mixed or non-float dtypes, empty or mismatched shapes, a layout BLAS cannot read in
-    place, or an output overlapping the other product's arrays."""
+    size, a product :func:`_blas_params` refuses, two dtypes, or an output overlapping the
+    other product's arrays."""
     rows, views = [], []
-    dtype = products[0][0].dtype
     for a, b, out, trans_a, trans_b in products:
-        if not all(isinstance(x, numpy.ndarray) and x.ndim == 2 and x.dtype == dtype for x in (a, b, out)):
+        if not all(isinstance(x, numpy.ndarray) and x.ndim == 2 for x in (a, b, out)):
             return None
-        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-        m, k, n = a.shape[0], a.shape[1], b.shape[1]
-        if dtype not in _FLOATS or b.shape[0] != k or out.shape != (m, n) or min(m, k, n) == 0:
+        params = _blas_params(a.T if trans_a else a, b.T if trans_b else b, out)
+        if params is None or params[2] * params[3] * params[4] < SMALL_PRODUCT_MACS:
             return None
-        if m * k * n < SMALL_PRODUCT_MACS:
-            return None
-        op_a, op_b, op_out = _blas_operand(a), _blas_operand(b), _blas_operand(out)
-        if op_a is None or op_b is None or op_out is None or op_out[0] != shared_pool.NO_TRANS:
-            return None
-        rows.append([op_a[0], op_b[0], m, n, k, a.ctypes.data, op_a[1], b.ctypes.data, op_b[1],
-                     out.ctypes.data, op_out[1]])
+        trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc = params
+        rows.append([trans_a, trans_b, m, n, k, a.ctypes.data, lda, b.ctypes.data, ldb, out.ctypes.data, ldc])
         views.append((a, b, out))
     (a0, b0, out0), (a1, b1, out1) = views
+    if a0.dtype != a1.dtype:
+        return None
     for out, others in ((out0, (a1, b1, out1)), (out1, (a0, b0))):
         if any(numpy.may_share_memory(out, other) for other in others):
             return None
@@ -102,6 +119,7 @@ class NumpyBackend(Backend):
         mode = os.environ.get(KERNELS_ENV, "auto").lower()
         if mode not in ("auto", "numba", "numpy"):
             raise ValueError(f"{KERNELS_ENV} must be auto, numba or numpy; got {mode!r}")
+        mkl_blas.wanted()  # a bad TENSORNET_BLAS fails here, not at the first product
         self._kernel_mode = mode
         self._kernels_loaded = False
         self._nb = None
@@ -196,6 +214,12 @@ class NumpyBackend(Backend):
             if a.shape[1] != b.shape[0]:
                 raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
             self._blas_threads.for_product(a.shape[0] * a.shape[1] * b.shape[1])
+            mkl = self._blas_threads.mkl
+            if mkl is not None:
+                params = _blas_params(a, b, out)
+                if params is not None:
+                    mkl.gemm(*params)
+                    return params[9]
             return numpy.matmul(a, b, out=out)
         return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
 

@@ -29,12 +29,17 @@ It is used only where it is safe:
 - ``TENSORNET_SHARED_POOL=0`` switches all of it off.
 - GNU OpenMP does not survive ``fork``: a forked child removes the callback and runs every
   kernel single-threaded.
+
+With the ``mkl`` extra installed, the products themselves go to MKL on the same threads
+(:mod:`.mkl_blas`).
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import sys
+
+from . import mkl_blas
 
 #: ``TENSORNET_SHARED_POOL``: ``auto`` (default) or ``0`` (OpenBLAS keeps its own threads).
 ENV = "TENSORNET_SHARED_POOL"
@@ -124,6 +129,7 @@ class SharedBlasPool:
         self._setter = None
         self._gemm, self._two_products = {}, None
         self.threads = 0  # Numba's thread count while installed, else 0
+        self.mkl, self.mkl_reason = None, None  # MKL's GEMM (mkl_blas.MklGemm) once loaded, or why not
         self.reason = unavailable_reason(controller)
 
     @property
@@ -152,11 +158,20 @@ class SharedBlasPool:
             return 0
         self._setter = callback_setter(self._controller)
         self._gemm, ilp64 = gemm_addresses(self._controller)
+        if self.mkl is None and not self.mkl_reason:
+            self.mkl, self.mkl_reason = mkl_blas.load(threads)
+        if self.mkl is not None:  # MKL's GEMM on the same GNU OpenMP threads
+            self._gemm, ilp64 = dict(self.mkl.addresses), False
         self._two_products = _numba_blas.two_products_ilp64 if ilp64 else _numba_blas.two_products_lp64
         self._setter(_numba_blas.callback.address)
         _installed.append(self)
         self.threads = threads
         return threads
+
+    @property
+    def gemm(self):
+        """MKL's GEMM while installed with it (products then go there, not to NumPy), else None."""
+        return self.mkl if self.active else None
 
     def can_multiply(self, dtype) -> bool:
         """Whether :meth:`two_products` takes arrays of ``dtype``."""
@@ -165,7 +180,8 @@ class SharedBlasPool:
     def two_products(self, params, dtype):
         """Run two independent products at once, one pool thread each: row t of ``params``
         (int64: trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, as CBLAS takes them, row-major,
-        addresses as integers) is ``c = op(a) op(b)``. OpenBLAS must be set to one thread."""
+        addresses as integers) is ``c = op(a) op(b)``, through MKL when loaded, else OpenBLAS
+        (which must be set to one thread)."""
         t = dtype.type
         self._two_products(self._gemm[dtype.char], params, t(1), t(0))
 

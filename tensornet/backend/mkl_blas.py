@@ -1,0 +1,102 @@
+"""Intel MKL's GEMM for the NumPy backend's products, on the shared OpenMP threads (the
+optional ``mkl`` extra: ``pip install tensornet[fast,mkl]``).
+
+Why: on the 2-core machine MKL's sgemm takes 0.6-0.85x the time of the OpenBLAS in NumPy's
+wheels on a training step's shapes (bench/NOTES.md, change 10), and a step is 75-95 % products.
+PyTorch links MKL for the same reason. NumPy's wheels cannot be pointed at another BLAS, so
+tensornet calls MKL's ``cblas_sgemm`` / ``cblas_dgemm`` itself (ctypes, on the arrays in place:
+transposed views become CBLAS' transpose flags).
+
+Only together with the shared pool (:mod:`.shared_pool`): MKL is loaded with its GNU OpenMP
+threading layer, so its threads are the very GNU OpenMP threads Numba's ``omp`` layer runs the
+fused kernels on -- one pool, as with OpenBLAS on the callback. Without that (no Numba, another
+threading layer, no ``mkl`` package, ``TENSORNET_BLAS=numpy``) nothing here is loaded and
+products go to ``numpy.matmul``. Inside a parallel region (two products side by side) MKL runs
+each product on its caller's thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+#: ``TENSORNET_BLAS``: ``auto`` (MKL when the ``mkl`` package is installed and the pool is
+#: shared) or ``numpy`` (always NumPy's own BLAS).
+ENV = "TENSORNET_BLAS"
+
+_MKL_THREADING_GNU = 3
+_MKL_INTERFACE_LP64 = 0
+
+
+def find_mkl_rt():
+    """The path of ``libmkl_rt`` installed by the ``mkl`` distribution, or None."""
+    try:
+        from importlib import metadata
+
+        files = metadata.distribution("mkl").files or []
+    except Exception:  # not installed, or metadata unreadable
+        return None
+    for file in files:
+        if file.name.startswith("libmkl_rt.so"):
+            path = str(file.locate())
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def wanted() -> bool:
+    """Whether MKL may be used (``TENSORNET_BLAS`` is not ``numpy``)."""
+    value = os.environ.get(ENV, "auto").lower()
+    if value not in ("auto", "numpy", "mkl"):
+        raise ValueError(f"{ENV} must be auto, mkl or numpy; got {value!r}")
+    return value != "numpy"
+
+
+class MklGemm:
+    """MKL's row-major GEMM through ctypes, on GNU OpenMP threads."""
+
+    def __init__(self, path, threads):
+        library = ctypes.CDLL(path)
+        # The threading layer must be chosen before MKL does anything else; it answers with the
+        # layer in force, which is another one if MKL was already in use in this process.
+        layer = library.MKL_Set_Threading_Layer(_MKL_THREADING_GNU)
+        if layer != _MKL_THREADING_GNU:
+            raise RuntimeError(f"MKL's threading layer is already {layer}, not GNU OpenMP")
+        library.MKL_Set_Interface_Layer(_MKL_INTERFACE_LP64)
+        library.MKL_Set_Num_Threads(int(threads))
+        self._library = library
+        self.version = _version(library)
+        self.functions, self.addresses = {}, {}
+        for char, name, real in (("f", "cblas_sgemm", ctypes.c_float), ("d", "cblas_dgemm", ctypes.c_double)):
+            function = getattr(library, name)
+            function.argtypes = ([ctypes.c_int] * 6 + [real, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                                                       ctypes.c_int, real, ctypes.c_void_p, ctypes.c_int])
+            function.restype = None
+            self.functions[char] = function
+            self.addresses[char] = ctypes.cast(function, ctypes.c_void_p).value
+
+    def gemm(self, trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc):
+        """``out = op(a) op(b)`` (row-major; ``a``, ``b``, ``out`` arrays of one float dtype)."""
+        self.functions[out.dtype.char](101, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data,
+                                       ldb, 0.0, out.ctypes.data, ldc)
+
+
+def _version(library):
+    buffer = ctypes.create_string_buffer(256)
+    try:
+        library.MKL_Get_Version_String(buffer, len(buffer))
+    except AttributeError:
+        return "MKL"
+    return buffer.value.decode(errors="replace").strip()
+
+
+def load(threads):
+    """An :class:`MklGemm` on ``threads`` threads, or (None, reason)."""
+    if not wanted():
+        return None, f"{ENV}=numpy"
+    path = find_mkl_rt()
+    if path is None:
+        return None, "the mkl package is not installed"
+    try:
+        return MklGemm(path, threads), None
+    except (OSError, AttributeError, RuntimeError) as exc:
+        return None, f"MKL could not be loaded: {exc}"
