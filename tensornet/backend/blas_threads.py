@@ -94,6 +94,11 @@ class BlasThreads:
         """MKL's GEMM when products go there now (:mod:`.mkl_blas`), else None."""
         return self._pool.gemm if self._pool is not None else None
 
+    def mkl_product(self, *params):
+        """One product through MKL (:meth:`.shared_pool.SharedBlasPool.mkl_product`); only while
+        :attr:`mkl` is set."""
+        self._pool.mkl_product(*params)
+
     def can_run_two(self, dtype) -> bool:
         """Whether :meth:`two_products` can run products of ``dtype`` now."""
         return self.shared and self._pool.can_multiply(dtype)

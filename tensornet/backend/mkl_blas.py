@@ -4,8 +4,8 @@ optional ``mkl`` extra: ``pip install tensornet[fast,mkl]``).
 Why: on the 2-core machine MKL's sgemm takes 0.6-0.85x the time of the OpenBLAS in NumPy's
 wheels on a training step's shapes (bench/NOTES.md, change 10), and a step is 75-95 % products.
 PyTorch links MKL for the same reason. NumPy's wheels cannot be pointed at another BLAS, so
-tensornet calls MKL's ``cblas_sgemm`` / ``cblas_dgemm`` itself (ctypes, on the arrays in place:
-transposed views become CBLAS' transpose flags).
+tensornet calls MKL's ``cblas_sgemm`` / ``cblas_dgemm`` itself, on the arrays in place
+(transposed views become CBLAS' transpose flags), from compiled code (:mod:`._numba_blas`).
 
 Only together with the shared pool (:mod:`.shared_pool`): MKL is loaded with its GNU OpenMP
 threading layer, so its threads are the very GNU OpenMP threads Numba's ``omp`` layer runs the
@@ -52,7 +52,9 @@ def wanted() -> bool:
 
 
 class MklGemm:
-    """MKL's row-major GEMM through ctypes, on GNU OpenMP threads."""
+    """MKL loaded on GNU OpenMP threads: its ``cblas_sgemm`` / ``cblas_dgemm`` as ctypes
+    functions (``functions``) and as addresses (``addresses``, which the compiled callers in
+    :mod:`._numba_blas` take)."""
 
     def __init__(self, path, threads):
         library = ctypes.CDLL(path)
@@ -73,11 +75,6 @@ class MklGemm:
             function.restype = None
             self.functions[char] = function
             self.addresses[char] = ctypes.cast(function, ctypes.c_void_p).value
-
-    def gemm(self, trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc):
-        """``out = op(a) op(b)`` (row-major; ``a``, ``b``, ``out`` arrays of one float dtype)."""
-        self.functions[out.dtype.char](101, trans_a, trans_b, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data,
-                                       ldb, 0.0, out.ctypes.data, ldc)
 
 
 def _version(library):

@@ -214,11 +214,10 @@ class NumpyBackend(Backend):
             if a.shape[1] != b.shape[0]:
                 raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
             self._blas_threads.for_product(a.shape[0] * a.shape[1] * b.shape[1])
-            mkl = self._blas_threads.mkl
-            if mkl is not None:
+            if self._blas_threads.mkl is not None:
                 params = _blas_params(a, b, out)
                 if params is not None:
-                    mkl.gemm(*params)
+                    self._blas_threads.mkl_product(*params)
                     return params[9]
             return numpy.matmul(a, b, out=out)
         return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)

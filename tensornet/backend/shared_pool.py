@@ -127,7 +127,7 @@ class SharedBlasPool:
     def __init__(self, controller):
         self._controller = controller
         self._setter = None
-        self._gemm, self._two_products = {}, None
+        self._gemm, self._two_products, self._one_product = {}, None, None
         self.threads = 0  # Numba's thread count while installed, else 0
         self.mkl, self.mkl_reason = None, None  # MKL's GEMM (mkl_blas.MklGemm) once loaded, or why not
         self.reason = unavailable_reason(controller)
@@ -143,10 +143,7 @@ class SharedBlasPool:
             return self.threads
         import numba
 
-        from . import _numba_kernels
-
-        _numba_kernels.start_threads()  # before loading the callback: its cached code needs the layer
-        from . import _numba_blas
+        from . import _numba_blas  # launches Numba's threads first: its cached code needs them
 
         layer = numba.threading_layer()
         if layer != "omp":
@@ -162,6 +159,7 @@ class SharedBlasPool:
             self.mkl, self.mkl_reason = mkl_blas.load(threads)
         if self.mkl is not None:  # MKL's GEMM on the same GNU OpenMP threads
             self._gemm, ilp64 = dict(self.mkl.addresses), False
+            self._one_product = _numba_blas.one_product_lp64
         self._two_products = _numba_blas.two_products_ilp64 if ilp64 else _numba_blas.two_products_lp64
         self._setter(_numba_blas.callback.address)
         _installed.append(self)
@@ -172,6 +170,12 @@ class SharedBlasPool:
     def gemm(self):
         """MKL's GEMM while installed with it (products then go there, not to NumPy), else None."""
         return self.mkl if self.active else None
+
+    def mkl_product(self, trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc):
+        """``out = op(a) op(b)`` through MKL on the pool (row-major; the arrays in place)."""
+        t = out.dtype.type
+        self._one_product(self._gemm[out.dtype.char], trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc, t(1),
+                          t(0))
 
     def can_multiply(self, dtype) -> bool:
         """Whether :meth:`two_products` takes arrays of ``dtype``."""
