@@ -1,5 +1,5 @@
-"""Numba code that calls into NumPy's OpenBLAS by address (see :mod:`.shared_pool` for why and
-when it is used).
+"""Numba code that calls into NumPy's OpenBLAS or MKL by address (see :mod:`.shared_pool` and
+:mod:`.mkl_blas` for why and when it is used).
 
 - :data:`callback`: OpenBLAS's threading callback. OpenBLAS (0.3.28 and later) calls, instead
   of waking its own threads, ``callback(sync, dojob, numjobs, jobdata_elsize, jobdata,

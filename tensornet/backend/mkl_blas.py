@@ -1,5 +1,5 @@
-"""Intel MKL's GEMM for the NumPy backend's products, on the shared OpenMP threads (the
-optional ``mkl`` extra: ``pip install tensornet[fast,mkl]``).
+"""Intel MKL's GEMM for the NumPy backend's products, on the shared OpenMP threads (the ``mkl``
+wheel, part of the ``fast`` extra on Linux x86-64).
 
 Why: on the 2-core machine MKL's sgemm takes 0.6-0.85x the time of the OpenBLAS in NumPy's
 wheels on a training step's shapes (bench/NOTES.md, change 10), and a step is 75-95 % products.
@@ -19,8 +19,8 @@ from __future__ import annotations
 import ctypes
 import os
 
-#: ``TENSORNET_BLAS``: ``auto`` (MKL when the ``mkl`` package is installed and the pool is
-#: shared) or ``numpy`` (always NumPy's own BLAS).
+#: ``TENSORNET_BLAS``: ``auto`` or ``mkl`` (MKL when the ``mkl`` package is installed and the
+#: pool is shared) or ``numpy`` (always NumPy's own BLAS).
 ENV = "TENSORNET_BLAS"
 
 _MKL_THREADING_GNU = 3

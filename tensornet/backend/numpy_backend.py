@@ -9,8 +9,9 @@ What is overridden, and why (measurements in ``bench/NOTES.md``):
   fused softmax cross-entropy, the accuracy count and the SGD update over the flat parameter
   buffer -- runs as fused one-pass loops compiled by Numba when it is installed (the ``fast``
   extra; :mod:`._numba_kernels`), threaded over the cores for large buffers -- and, inside
-  fit / evaluate / predict, from 32k elements, with NumPy's OpenBLAS running on the same
-  threads (:mod:`.shared_pool`). Without Numba (or
+  fit / evaluate / predict, from 32k elements, with the products on the same threads
+  (:mod:`.shared_pool`: MKL's GEMM with the ``mkl`` package, else NumPy's OpenBLAS), a layer's
+  two backward products side by side (``matmuls``). Without Numba (or
   with ``TENSORNET_CPU_KERNELS=numpy``) the same methods run in NumPy with preallocated scratch
   buffers and ``out=`` everywhere, so a step allocates no large array either way.
 - the adaptive optimizer updates (RMSprop, Adagrad, Adadelta, Adam / AMSGrad, Adamax, Nadam)

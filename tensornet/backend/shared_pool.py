@@ -30,8 +30,8 @@ It is used only where it is safe:
 - GNU OpenMP does not survive ``fork``: a forked child removes the callback and runs every
   kernel single-threaded.
 
-With the ``mkl`` extra installed, the products themselves go to MKL on the same threads
-(:mod:`.mkl_blas`).
+With the ``mkl`` package installed (part of the ``fast`` extra on Linux x86-64), the products
+themselves go to MKL on the same threads (:mod:`.mkl_blas`).
 """
 from __future__ import annotations
 

@@ -68,12 +68,13 @@ class Dense(Layer):
             dz = dy
         if self.use_bias:
             ops.sum_rows(dz, out=self.gradients["bias"])
-        weight_grad = (self._x, dz, self.gradients["kernel"], True, False)
         if not self.needs_input_grad:
-            ops.matmul(*weight_grad[:2], out=weight_grad[2], trans_a=True)
+            ops.matmul(self._x, dz, trans_a=True, out=self.gradients["kernel"])
             return None
-        input_grad = (dz, self.weights["kernel"], self.workspace("dx", self._x.shape), False, True)
-        return ops.matmuls((weight_grad, input_grad))[1]  # independent: a backend may run both at once
+        dx = self.workspace("dx", self._x.shape)
+        ops.matmuls(((self._x, dz, self.gradients["kernel"], True, False),  # independent products:
+                     (dz, self.weights["kernel"], dx, False, True)))          # a backend may run both at once
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation.get_config(),
