@@ -26,6 +26,9 @@ def default_threads():
 def test_small_products_run_on_one_thread_large_ones_on_all(default_threads):
     threads = BlasThreads()
     threads.for_product(SMALL_PRODUCT_MACS - 1)
+    assert blas_threads() == default_threads  # outside a loop BLAS is left as it is
+    threads.begin()
+    threads.for_product(SMALL_PRODUCT_MACS - 1)
     assert blas_threads() == 1
     threads.for_product(SMALL_PRODUCT_MACS)
     assert blas_threads() == default_threads
@@ -42,6 +45,9 @@ def test_matmul_picks_the_count_and_the_loops_give_it_back(default_threads):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((8, 16), dtype=np.float32), rng.standard_normal((16, 4), dtype=np.float32)
     np.testing.assert_allclose(ops.matmul(a, b), a @ b, rtol=1e-6)
+    assert blas_threads() == default_threads  # outside a loop: left as it is
+    ops.start()
+    ops.matmul(a, b)
     assert blas_threads() == 1  # 512 multiply-adds: one thread
     ops.finish()
     assert blas_threads() == default_threads

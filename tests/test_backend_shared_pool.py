@@ -63,7 +63,7 @@ def test_products_on_the_shared_pool_equal_openblas_own_threads(shareable):
     threads = BlasThreads(share_pool=lambda: True)
     threads.for_product(SMALL_PRODUCT_MACS)
     assert not threads.shared and installed_callback() == 0  # only inside a loop
-    threads.share_from_now()
+    threads.begin()
     threads.for_product(SMALL_PRODUCT_MACS - 1)
     assert not threads.shared  # a product on one thread does not start it
     threads.for_product(SMALL_PRODUCT_MACS)
@@ -182,7 +182,7 @@ def test_more_blas_threads_than_pool_threads_are_capped(shareable):
         controller = numpy_blas_controller()
         controller.set_num_threads(4)
         threads = BlasThreads(share_pool=lambda: True)
-        threads.share_from_now()
+        threads.begin()
         a = np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32)
         threads.for_product(512 ** 3)
         assert threads.shared and controller.num_threads == 2, controller.num_threads

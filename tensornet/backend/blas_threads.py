@@ -1,17 +1,17 @@
-"""How many threads NumPy's BLAS uses for one matrix product.
+"""How many threads NumPy's BLAS uses for one matrix product, while a loop runs.
 
 A product smaller than ``SMALL_PRODUCT_MACS`` multiply-adds runs on one thread: split over
 two, it gains nothing, and the second BLAS thread then busy-waits beside the element-wise
 work of the training step on the other core, slowing it (784-64-10 at batch 32: 321 us per
 step with two BLAS threads, 172 us with one; bench/NOTES.md). Larger products use every
-thread. The count is changed through threadpoolctl (the `fast` extra) only when it differs
-from the last one set, and ``restore()`` puts back the library's own setting; without
-threadpoolctl nothing is changed.
+thread. All of it happens between ``begin()`` (a fit, evaluate or predict loop starts) and
+``restore()`` (it ends), which puts back the library's own setting: a product outside a loop
+leaves BLAS as the user set it. The count is changed through threadpoolctl (the `fast` extra)
+only when it differs from the last one set; without threadpoolctl nothing is changed.
 
-Between ``share_from_now()`` (a loop's start) and ``restore()``, from the first threaded
-product on, BLAS runs its jobs on the threads of tensornet's fused kernels when that is
-possible (:mod:`.shared_pool`). A loop whose products all run on one thread never starts
-that, and a product outside a loop never does.
+Within a loop, from the first threaded product on, BLAS runs its jobs on the threads of
+tensornet's fused kernels when that is possible (:mod:`.shared_pool`). A loop whose products
+all run on one thread never starts that.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class BlasThreads:
         self._default = None   # the count for large products: the original, capped at the pool's
         self._current = None
         self._looked_up = False
-        self._sharing = False  # between share_from_now() and restore()
+        self._in_loop = False  # between begin() and restore()
 
     def _lookup(self):
         self._looked_up = True
@@ -64,9 +64,9 @@ class BlasThreads:
 
                 self._pool = SharedBlasPool(self._controller)
 
-    def share_from_now(self):
-        """From the next threaded product until ``restore()``, run BLAS on the shared pool."""
-        self._sharing = True
+    def begin(self):
+        """A loop starts: until ``restore()``, set the count per product and share the pool."""
+        self._in_loop = True
 
     @property
     def shared(self) -> bool:
@@ -74,14 +74,16 @@ class BlasThreads:
         return self._pool is not None and self._pool.active
 
     def for_product(self, macs):
-        """Use one thread for a product of ``macs`` multiply-adds below the threshold, else all."""
+        """Use one thread for a product of ``macs`` multiply-adds below the threshold, else all
+        (inside a loop; outside, nothing)."""
+        if not self._in_loop:
+            return
         if not self._looked_up:
             self._lookup()
         if self._controller is None:
             return
         wanted = 1 if macs < SMALL_PRODUCT_MACS else self._default
-        if wanted > 1 and self._sharing and self._pool is not None and not self._pool.active \
-                and self._pool.reason is None:
+        if wanted > 1 and self._pool is not None and not self._pool.active and self._pool.reason is None:
             threads = self._pool.install()  # first threaded product of the loop
             if threads:  # never more BLAS jobs than pool threads: they must all run at once
                 self._default = wanted = min(self._original, threads)
@@ -113,7 +115,7 @@ class BlasThreads:
 
     def restore(self):
         """Give BLAS back its own threads and the thread count it had before."""
-        self._sharing = False
+        self._in_loop = False
         if self._pool is not None:
             self._pool.remove()
             self._default = self._original

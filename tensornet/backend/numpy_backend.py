@@ -234,9 +234,10 @@ class NumpyBackend(Backend):
         return super().matmuls(products)
 
     def start(self):
-        """BLAS may run on the fused kernels' threads until :meth:`finish` (:mod:`.shared_pool`)."""
+        """Until :meth:`finish`: BLAS' thread count set per product, and BLAS on the fused
+        kernels' threads where possible (:mod:`.blas_threads`, :mod:`.shared_pool`)."""
         self._loops += 1
-        self._blas_threads.share_from_now()
+        self._blas_threads.begin()
 
     def finish(self):
         """BLAS gets its own threads and thread count back (``matmul`` runs small products on one
