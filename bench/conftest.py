@@ -40,8 +40,12 @@ def make_backend(name):
 
 @pytest.fixture(params=BACKENDS)
 def ops(request):
-    """A fresh backend of each kind."""
-    return make_backend(request.param)
+    """A fresh backend of each kind, set up as inside ``fit`` (``start()`` ... ``finish()``: BLAS'
+    thread counts, the shared pool and MKL, as a training step has them)."""
+    backend = make_backend(request.param)
+    backend.start()
+    yield backend
+    backend.finish()
 
 
 @pytest.fixture
