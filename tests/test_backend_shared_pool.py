@@ -244,3 +244,37 @@ def test_products_that_do_not_suit_run_one_after_the_other(shareable):
             ops.matmuls([(x, dz, out, True, False), (x, dz, out, False, False)])
     finally:
         ops.finish()
+
+
+def test_products_from_other_threads_while_the_pool_is_shared(shareable):
+    """A user's thread may call NumPy's BLAS while fit runs: its threaded products go through
+    the callback at the same time as the loop's, and every result stays exact."""
+    import threading
+
+    rng = np.random.default_rng(9)
+    pairs = [(rng.standard_normal((256, 300), dtype=np.float32), rng.standard_normal((300, 280), dtype=np.float32))
+             for _ in range(6)]
+    expected = [a @ b for a, b in pairs]
+    threads = BlasThreads(share_pool=lambda: True)
+    threads.begin()
+    threads.for_product(SMALL_PRODUCT_MACS)
+    assert threads.shared
+    wrong = []
+
+    def work(offset):
+        out = np.empty((256, 280), np.float32)
+        for i in range(60):
+            j = (i + offset) % len(pairs)
+            np.matmul(*pairs[j], out=out)
+            if not np.array_equal(out, expected[j]):
+                wrong.append(j)
+
+    try:
+        workers = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+    finally:
+        threads.restore()
+    assert not wrong
