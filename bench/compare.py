@@ -8,8 +8,9 @@ identical steps are compared (the two libraries must train the same network).
 
 Beside them the *GEMM floor*: only the matrix products one step needs (forward x W, backward
 x^T dz and dz W^T, the first layer's dx skipped), one after the other, through the BLAS
-tensornet's step uses (MKL with the ``mkl`` extra, else NumPy's), into preallocated outputs. ``share`` is floor / tensornet step: the part of the step
-that is BLAS work no framework can avoid.
+tensornet's step uses (MKL where the ``mkl`` wheel is installed, else NumPy's), into
+preallocated outputs. ``share`` is floor / tensornet step: the part of the step that is BLAS
+work no framework can avoid.
 
 The epoch row trains one whole Fashion-MNIST epoch through ``fit`` (60,000 samples, batch
 128, shuffling, accuracy) against the idiomatic PyTorch loop (DataLoader over a

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("threadpoolctl")
 
-from tensornet.backend import _numba_kernels, shared_pool  # noqa: E402
+from tensornet.backend import _numba_kernels, mkl_blas, shared_pool  # noqa: E402
 from tensornet.callbacks import Callback  # noqa: E402
 from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads, numpy_blas_controller  # noqa: E402
 from tensornet.backend.numpy_backend import NumpyBackend  # noqa: E402
@@ -278,3 +278,15 @@ def test_products_from_other_threads_while_the_pool_is_shared(shareable):
     finally:
         threads.restore()
     assert not wrong
+
+
+def test_info_says_how_threads_are_shared(monkeypatch):
+    controller = numpy_blas_controller()
+    text = shared_pool.describe(controller)
+    if shared_pool.unavailable_reason(controller) is None and _numba_kernels.THREADING_LAYER == "omp":
+        assert "one GNU OpenMP pool" in text
+        assert ("MKL" in text) == (mkl_blas.find_mkl_rt() is not None)
+    assert NumpyBackend().device_info()["cpu_threads"] == text
+    monkeypatch.setenv(shared_pool.ENV, "0")
+    assert shared_pool.describe(controller) == f"BLAS on its own threads ({shared_pool.ENV}=0)"
+

@@ -134,13 +134,18 @@ class NumpyBackend(Backend):
         return "numba" if self._kernels() is not None else "numpy"
 
     def device_info(self) -> dict:
-        """The CPU, its core count, NumPy's BLAS and which element-wise kernels run."""
+        """The CPU, its core count, NumPy's BLAS, which element-wise kernels run and how a loop
+        shares threads between them and the products."""
         info = super().device_info()
         info["cores"] = os.cpu_count()
         info["numpy"] = numpy.__version__
         blas = numpy.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
         info["blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
         info["cpu_kernels"] = self.accelerator
+        if self.accelerator == "numba":
+            from .blas_threads import numpy_blas_controller
+
+            info["cpu_threads"] = shared_pool.describe(numpy_blas_controller())
         return info
 
     def _set_kernels(self, mode):

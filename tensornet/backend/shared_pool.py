@@ -121,6 +121,22 @@ def choose_threading_layer(controller) -> str:
     return "omp"
 
 
+def describe(controller) -> str:
+    """How a loop's products and kernels will share threads here (``tensornet info``), without
+    loading anything."""
+    kernels = sys.modules.get("tensornet.backend._numba_kernels")
+    layer = kernels.THREADING_LAYER if kernels is not None else choose_threading_layer(controller)
+    reason = unavailable_reason(controller)
+    if reason is None and layer != "omp":
+        reason = f"Numba's threading layer is {layer!r}, not 'omp' (GNU OpenMP, Debian's libgomp1)"
+    if reason is not None:
+        return f"BLAS on its own threads ({reason})"
+    products = "NumPy's OpenBLAS"
+    if mkl_blas.wanted() and mkl_blas.find_mkl_rt() is not None:
+        products = "MKL"
+    return f"inside fit / evaluate / predict: {products} products and the Numba kernels on one GNU OpenMP pool"
+
+
 class SharedBlasPool:
     """Points one OpenBLAS at Numba's threads (``install``) and back (``remove``)."""
 
