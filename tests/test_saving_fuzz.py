@@ -213,13 +213,15 @@ def _set(header, path, value):
 @st.composite
 def header_edits(draw, header):
     """A deep copy of ``header`` after 1..3 edits: targeted ones, or any key deleted or any value
-    replaced (the ``arrays`` index excepted: write_archive rewrites it)."""
+    replaced (the ``arrays`` index excepted: write_archive rewrites it). Values go in as copies:
+    a list sampled from JSON_VALUES and edited in place later would leak into every later example
+    (and could be put inside itself)."""
     targets, header = _targeted(header), copy.deepcopy(header)
     for _ in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
             path, value = draw(st.sampled_from(targets))
             try:
-                _set(header, path, value)
+                _set(header, path, copy.deepcopy(value))  # never the shared object: later edits change it
             except (KeyError, IndexError, TypeError):  # an earlier edit changed the structure
                 pass
             continue
@@ -231,7 +233,7 @@ def header_edits(draw, header):
         if draw(st.booleans()):
             del parent[path[-1]]
         else:
-            parent[path[-1]] = draw(JSON_VALUES)
+            parent[path[-1]] = copy.deepcopy(draw(JSON_VALUES))
     return header
 
 
