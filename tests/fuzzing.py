@@ -1,5 +1,5 @@
 """Shared pieces of the loader fuzz tests (tests/test_*_fuzz.py): hypothesis settings, byte-level
-mutations of a file, and the counts line each property reports."""
+mutations of a file, the property runner, and the counts line each property reports."""
 from __future__ import annotations
 
 import collections
@@ -62,3 +62,27 @@ def run(name, strategy, check, examples):
     finally:
         print(summary(name, counts))
     return counts
+
+
+def write_bytes(path, data):
+    """A byte-string case, written as it is; returns the bytes."""
+    path.write_bytes(data)
+    return data
+
+
+def write_archive(path, case):
+    """A ``(header, arrays)`` case, written as an archive (valid checksum); returns its bytes."""
+    from tensornet import saving
+
+    saving.write_archive(path, *case)
+    return path.read_bytes()
+
+
+def run_written(name, strategy, path, write, verify, examples):
+    """:func:`run` over cases from ``strategy``, each written to ``path`` by ``write(path, case)``
+    (:func:`write_bytes`, :func:`write_archive`) and checked by ``verify(path, data, counts, case)``."""
+    def check(case, counts):
+        verify(path, write(path, case), counts, case)
+
+    return run(name, strategy, check, examples)
+

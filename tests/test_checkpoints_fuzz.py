@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from fuzzing import byte_mutations, run, summary
+from fuzzing import byte_mutations, run_written, summary, write_archive, write_bytes
 from test_saving_fuzz import load_counted, make_model
 from tensornet import saving
 from tensornet.callbacks import Checkpoints, LambdaCallback
@@ -94,24 +94,15 @@ def resume_edits(draw, header, arrays):
 
 
 def run_bytes(taken, directory, examples=BYTE_EXAMPLES):
-    path = directory / "ckpt-0000000006.npz"
-
-    def check_case(data, counts):
-        path.write_bytes(data)
-        check(path, data, counts, taken.expected, exact=True)
-
-    return run("checkpoint bytes", byte_mutations(taken.data), check_case, examples)
+    return run_written("checkpoint bytes", byte_mutations(taken.data), directory / "ckpt-0000000006.npz",
+                       write_bytes, lambda path, data, counts, _: check(path, data, counts, taken.expected, exact=True),
+                       examples)
 
 
 def run_resume(taken, directory, examples=RESUME_EXAMPLES):
-    path = directory / "ckpt-0000000006.npz"
-
-    def check_case(case, counts):
-        header, arrays = case
-        saving.write_archive(path, header, arrays)
-        check(path, path.read_bytes(), counts, taken.expected, exact=False)
-
-    return run("checkpoint resume point", resume_edits(taken.header, taken.arrays), check_case, examples)
+    return run_written("checkpoint resume point", resume_edits(taken.header, taken.arrays),
+                       directory / "ckpt-0000000006.npz", write_archive,
+                       lambda path, data, counts, _: check(path, data, counts, taken.expected, exact=False), examples)
 
 
 def test_byte_mutations_of_a_mid_epoch_checkpoint(taken, tmp_path, report_counts):

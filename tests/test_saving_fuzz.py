@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
-from fuzzing import byte_mutations, run, summary
+from fuzzing import byte_mutations, run, run_written, summary, write_archive, write_bytes
 
 import tensornet as tn
 from tensornet import _npz, saving
@@ -316,34 +316,21 @@ def check_load(path, data, counts, expect_arrays, exact=False):
 
 
 def run_bytes(saved, directory, examples=BYTE_EXAMPLES):
-    path = directory / "bytes.npz"
-
-    def check(data, counts):
-        path.write_bytes(data)
-        check_load(path, data, counts, saved.arrays, exact=True)
-
-    return run("model bytes", byte_mutations(saved.data), check, examples)
+    return run_written("model bytes", byte_mutations(saved.data), directory / "bytes.npz", write_bytes,
+                       lambda path, data, counts, _: check_load(path, data, counts, saved.arrays, exact=True),
+                       examples)
 
 
 def run_zip(saved, directory, examples=ZIP_EXAMPLES):
-    path = directory / "zip.npz"
-
-    def check(data, counts):
-        path.write_bytes(data)
-        check_load(path, data, counts, saved.arrays, exact=True)
-
-    return run("model zip members", zip_edits(saved.members), check, examples)
+    return run_written("model zip members", zip_edits(saved.members), directory / "zip.npz", write_bytes,
+                       lambda path, data, counts, _: check_load(path, data, counts, saved.arrays, exact=True),
+                       examples)
 
 
 def run_header(saved, directory, examples=HEADER_EXAMPLES):
-    path = directory / "header.npz"
-
-    def check(case, counts):
-        header, arrays = case
-        saving.write_archive(path, header, arrays)
-        check_load(path, path.read_bytes(), counts, arrays)
-
-    return run("model header", st.tuples(header_edits(saved.header), array_edits(saved.arrays)), check, examples)
+    return run_written("model header", st.tuples(header_edits(saved.header), array_edits(saved.arrays)),
+                       directory / "header.npz", write_archive,
+                       lambda path, data, counts, case: check_load(path, data, counts, case[1]), examples)
 
 
 def run_load_weights(saved, directory, examples=WEIGHTS_EXAMPLES):
