@@ -147,6 +147,26 @@ def model_analytic_gradient(model, x, y):
     return model.store.groups[model.dtype][1].copy()
 
 
+def three_class_data(n, seed=0):
+    """``n`` examples of 8 standard-normal float32 features, with integer labels in 0..2."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 8)).astype("float32"), rng.integers(0, 3, size=n)
+
+
+def stateful_classifier(optimizer, dropout, seed, backend=None):
+    """Dense(16, relu) - BatchNormalization - Dropout(``dropout``) - Dense(3, softmax) on 8
+    features, compiled for integer labels with accuracy: a small model holding every kind of
+    state a resume or a rollback must restore (weights, batch statistics, a dropout generator,
+    optimizer buffers)."""
+    from tensornet import Sequential
+    from tensornet.layers import BatchNormalization, Dense, Dropout
+
+    model = Sequential([Dense(16, activation="relu", input_shape=(8,)), BatchNormalization(), Dropout(dropout),
+                        Dense(3, activation="softmax")], seed=seed)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"], backend=backend)
+    return model
+
+
 def isolate_dataset_environment(tmp_path, monkeypatch):
     """No real cache, data directory, download URL or proxy leaks into a dataset test."""
     from tensornet.datasets import cache

@@ -7,11 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from helpers import numpy_backend  # noqa: F401 (autouse fixture)
-from tensornet import Sequential
+from helpers import numpy_backend, stateful_classifier, three_class_data  # noqa: F401 (autouse fixture)
 from tensornet.callbacks import Checkpoints, LambdaCallback
 from tensornet.checkpoints import CheckpointDirectory, ResumePoint, load_checkpoint, save_checkpoint
-from tensornet.layers import BatchNormalization, Dense, Dropout
 from tensornet.optimizers import SGD, Adam
 from tensornet.saving import full_history, read_archive, write_archive
 
@@ -21,16 +19,12 @@ class Stop(Exception):
 
 
 def data(n=203, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, 8)).astype("float32"), rng.integers(0, 3, size=n)
+    return three_class_data(n, seed)
 
 
 def make_model(optimizer="adam"):
-    model = Sequential([Dense(16, activation="relu", input_shape=(8,)), BatchNormalization(), Dropout(0.3),
-                        Dense(3, activation="softmax")], seed=3)
     opt = Adam(1e-2) if optimizer == "adam" else SGD(0.05, momentum=0.9, nesterov=True)
-    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return stateful_classifier(opt, dropout=0.3, seed=3)
 
 
 FIT = dict(batch_size=16, epochs=3, verbose=0, validation_split=0.1)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import stateful_classifier, three_class_data
 from tensornet import Sequential
 from tensornet.callbacks import Checkpoints, LambdaCallback
 from tensornet.checkpoints import CheckpointDirectory
 from tensornet.errors import DivergenceError
-from tensornet.layers import BatchNormalization, Dense, Dropout
+from tensornet.layers import Dense
 from tensornet.optimizers import Adam
 
 BATCH = 16
@@ -17,16 +18,11 @@ POISONED_STEP = 5  # the 6th step of the run: batch 6 (index 5) of epoch 1
 
 
 def data(n=160, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, 8)).astype("float32"), rng.integers(0, 3, size=n)
+    return three_class_data(n, seed)
 
 
 def make_model(backend="numpy"):
-    model = Sequential([Dense(16, activation="relu", input_shape=(8,)), BatchNormalization(), Dropout(0.2),
-                        Dense(3, activation="softmax")], seed=7)
-    model.compile(optimizer=Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  backend=backend)
-    return model
+    return stateful_classifier(Adam(1e-2), dropout=0.2, seed=7, backend=backend)
 
 
 class Stop(Exception):
