@@ -78,13 +78,8 @@ class Snapshot:
 
 def layer_states(model) -> dict:
     """Host copies of every layer's non-trainable state (e.g. BatchNormalization statistics)."""
-    states = {}
-    for index, layer in enumerate(model.layers):
-        getter = getattr(layer, "get_state_arrays", None)
-        state = getter() if getter is not None else {}
-        if state:
-            states[index] = state
-    return states
+    states = {index: layer.get_state_arrays() for index, layer in enumerate(model.layers)}
+    return {index: state for index, state in states.items() if state}
 
 
 def set_layer_states(model, states):
@@ -95,10 +90,8 @@ def set_layer_states(model, states):
 def rng_states(model) -> dict:
     """The state of the model's generator and of every layer's own generator."""
     states = {"model": model.rng.bit_generator.state if model.rng is not None else None}
-    for index, layer in enumerate(model.layers):
-        rng = getattr(layer, "rng", None)
-        if rng is not None and rng is not model.rng:
-            states[index] = rng.bit_generator.state
+    states.update({index: layer.rng.bit_generator.state for index, layer in enumerate(model.layers)
+                   if layer.rng is not None and layer.rng is not model.rng})
     return states
 
 

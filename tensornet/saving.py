@@ -207,11 +207,6 @@ def _restore_rng(ops, state):
     return rng
 
 
-def _layer_state(layer):
-    getter = getattr(layer, "get_state_arrays", None)
-    return getter() if getter is not None else {}
-
-
 # ---------------------------------------------------------------------- models
 def model_header_and_arrays(model, include_optimizer=True, weights_only=False):
     from . import __version__
@@ -227,8 +222,8 @@ def model_header_and_arrays(model, include_optimizer=True, weights_only=False):
             slots.append([model.layers.index(layer), name])
         header["weights"] = slots
         for index, layer in enumerate(model.layers):
-            for name, value in _layer_state(layer).items():
-                arrays[f"state/{index}/{name}"] = ops.to_numpy(value).copy()
+            for name, value in layer.get_state_arrays().items():  # host copies already
+                arrays[f"state/{index}/{name}"] = value
     else:
         header["weights"] = None
     header["model"] = {"class": type(model).__name__, "name": model.name, "dtype": str(model.dtype),
@@ -260,11 +255,8 @@ def model_header_and_arrays(model, include_optimizer=True, weights_only=False):
         else:
             spec["lr_multiplier"] = getattr(model.optimizer, "lr_multiplier", 1.0)
         header["optimizer"] = spec
-    layer_rngs = {}
-    for index, layer in enumerate(model.layers):
-        rng = getattr(layer, "rng", None)
-        if rng is not None and rng is not model.rng:
-            layer_rngs[str(index)] = _rng_state(rng)
+    layer_rngs = {str(index): _rng_state(layer.rng) for index, layer in enumerate(model.layers)
+                  if layer.rng is not None and layer.rng is not model.rng}
     header["rng"] = {"model": _rng_state(model.rng), "layers": layer_rngs}
     logs, epochs = full_history(model)
     header["training"] = {"epochs_completed": int(getattr(model, "epochs_completed", 0) or 0),
@@ -439,7 +431,7 @@ def _check_weights_fit(path, model, header, arrays):
         prefix = f"state/{index}/"
         state = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
         if state:
-            current = _layer_state(layer)
+            current = layer.get_state_arrays()
             fit(set(state) == set(current), f"layer {layer.name!r} keeps state {sorted(current)}, the file "
                                             f"holds {sorted(state)}")
             for key, value in state.items():

@@ -150,6 +150,16 @@ class Layer:
             self.initialize(ops.rng(None))
         return self.forward(ops.asarray(x, dtype=self.dtype), training=training)
 
+    # --------------------------------------------------------------- state beside the weights
+    #: The layer's own random generator (Dropout's mask stream), or None. Saved with the model,
+    #: and rolled back with it by the divergence guard.
+    rng = None
+
+    def get_state_arrays(self) -> dict:
+        """Host copies of the layer's non-trainable state, by name: none here (BatchNormalization
+        keeps its moving statistics). Saved with the model and restored by ``set_state_arrays``."""
+        return {}
+
     def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable}
         if self.input_shape is not None:
