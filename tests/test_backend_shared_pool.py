@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("threadpoolctl")
 
-from tensornet.backend import _numba_kernels, mkl_blas, shared_pool  # noqa: E402
+from tensornet.backend import _numba_kernels, mkl_blas, numpy_backend, shared_pool  # noqa: E402
 from tensornet.callbacks import Callback  # noqa: E402
 from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads, numpy_blas_controller  # noqa: E402
 from tensornet.backend.numpy_backend import NumpyBackend  # noqa: E402
@@ -206,7 +206,8 @@ def _products(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_two_products_side_by_side_equal_one_after_the_other(shareable, dtype):
+def test_two_products_side_by_side_equal_one_after_the_other(shareable, dtype, monkeypatch):
+    monkeypatch.setattr(numpy_backend, "MKL_SIDE_BY_SIDE_MACS", 0)  # MKL takes a pair this small one by one
     ops = NumpyBackend()
     products = _products(np.random.default_rng(5), dtype)
     expected = [a.T @ b if ta else a @ b.T for a, b, _, ta, tb in products]
@@ -222,6 +223,28 @@ def test_two_products_side_by_side_equal_one_after_the_other(shareable, dtype):
         assert result is out  # one thread sums in another order than two may: the last bit or so
         np.testing.assert_allclose(out, want, **({"rtol": 1e-5, "atol": 1e-4} if dtype == np.float32
                                                  else {"rtol": 1e-12, "atol": 1e-10}))
+
+
+def test_mkl_runs_a_pair_below_its_threshold_one_after_the_other(shareable, monkeypatch):
+    ops = NumpyBackend()
+    products = _products(np.random.default_rng(7), np.float32)
+    ops.start()
+    try:
+        ops.matmul(products[0][0], products[0][1], trans_a=True)
+        if ops._blas_threads.mkl is None:
+            pytest.skip("products do not go to MKL here")
+        sequential = []
+        ops.matmul = lambda *args, **kwargs: sequential.append(args) or NumpyBackend.matmul(ops, *args, **kwargs)
+        ops.matmuls(products)  # 128 x 300 x 400 each: below MKL_SIDE_BY_SIDE_MACS
+        assert len(sequential) == 2
+        monkeypatch.setattr(numpy_backend, "MKL_SIDE_BY_SIDE_MACS", 128 * 300 * 400)
+        sequential.clear()
+        ops.matmuls(products)  # at the threshold: side by side
+        assert not sequential
+    finally:
+        ops.finish()
+    for (a, b, out, ta, tb) in products:
+        np.testing.assert_allclose(out, a.T @ b if ta else a @ b.T, rtol=1e-5, atol=1e-4)
 
 
 def test_products_that_do_not_suit_run_one_after_the_other(shareable):

@@ -18,6 +18,13 @@ from __future__ import annotations
 #: Products below this many multiply-adds (m * k * n) run on one BLAS thread.
 SMALL_PRODUCT_MACS = 4_000_000
 
+#: With MKL, two independent products run side by side (one thread each) only from this many
+#: multiply-adds each; smaller ones run one after the other on every thread. MKL's two-thread
+#: products lose less to splitting than OpenBLAS' do: inside the training step (A/B in one
+#: process, bench/NOTES.md change 12) side by side was 0.1 ms *slower* on the 512 x 128 x 512
+#: pair (34M each), even on 1024 x 256 x 1024 (268M) and 1.2 ms faster on 2048 x 256 x 2048 (1.07G).
+MKL_SIDE_BY_SIDE_MACS = 1 << 29
+
 
 def numpy_blas_controller():
     """threadpoolctl's controller of the BLAS NumPy's wheel ships (under ``numpy.libs``), or

@@ -31,7 +31,7 @@ import numpy
 
 from . import mkl_blas, shared_pool
 from .base import Backend
-from .blas_threads import SMALL_PRODUCT_MACS, BlasThreads
+from .blas_threads import MKL_SIDE_BY_SIDE_MACS, SMALL_PRODUCT_MACS, BlasThreads
 
 #: ``TENSORNET_CPU_KERNELS``: ``auto`` (Numba when it imports), ``numba`` (required) or ``numpy``.
 KERNELS_ENV = "TENSORNET_CPU_KERNELS"
@@ -85,17 +85,17 @@ def _blas_params(a, b, out):
     return op_a[0], op_b[0], m, n, k, a, op_a[1], b, op_b[1], out, op_out[1]
 
 
-def _side_by_side_params(products):
+def _side_by_side_params(products, min_macs=SMALL_PRODUCT_MACS):
     """The int64 rows :meth:`.shared_pool.SharedBlasPool.two_products` takes for two products
-    ``(a, b, out, trans_a, trans_b)``, or None when they do not suit it: not both of threaded
-    size, a product :func:`_blas_params` refuses, two dtypes, or an output overlapping the
-    other product's arrays."""
+    ``(a, b, out, trans_a, trans_b)``, or None when they do not suit it: not both of at least
+    ``min_macs`` multiply-adds, a product :func:`_blas_params` refuses, two dtypes, or an output
+    overlapping the other product's arrays."""
     rows, views = [], []
     for a, b, out, trans_a, trans_b in products:
         if not all(isinstance(x, numpy.ndarray) and x.ndim == 2 for x in (a, b, out)):
             return None
         params = _blas_params(a.T if trans_a else a, b.T if trans_b else b, out)
-        if params is None or params[2] * params[3] * params[4] < SMALL_PRODUCT_MACS:
+        if params is None or params[2] * params[3] * params[4] < min_macs:
             return None
         trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc = params
         rows.append([trans_a, trans_b, m, n, k, a.ctypes.data, lda, b.ctypes.data, ldb, out.ctypes.data, ldc])
@@ -229,10 +229,12 @@ class NumpyBackend(Backend):
         return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
 
     def matmuls(self, products):
-        """Two products of threaded size run side by side, one pool thread each, while BLAS
-        shares the kernels' pool (:mod:`.shared_pool`); anything else one after the other."""
+        """Two products of threaded size (with MKL: of ``MKL_SIDE_BY_SIDE_MACS``) run side by
+        side, one pool thread each, while BLAS shares the kernels' pool (:mod:`.shared_pool`);
+        anything else one after the other."""
         if len(products) == 2 and self._blas_threads.shared:
-            params = _side_by_side_params(products)
+            minimum = SMALL_PRODUCT_MACS if self._blas_threads.mkl is None else MKL_SIDE_BY_SIDE_MACS
+            params = _side_by_side_params(products, minimum)
             if params is not None and self._blas_threads.can_run_two(products[0][0].dtype):
                 self._blas_threads.two_products(params, products[0][0].dtype)
                 return [product[2] for product in products]
