@@ -1,5 +1,7 @@
 """Where a tensornet training step spends its time: forward, fused loss, backward, optimizer,
-against the GEMM floor (median of per-phase wall-clock times).
+the matrix products inside the step (the backend's ``matmul`` / ``matmuls`` calls, timed where
+the step makes them), against the GEMM floor (the same products alone, one after the other, on
+hot caches, as bench/compare.py measures it). Medians of per-step wall-clock times.
 
     python bench/profile_step.py                 # 784-512-512-10, batch 128
     python bench/profile_step.py 784,64,10 32
@@ -30,9 +32,24 @@ def main(argv):
     ops.start()  # as fit does: BLAS on the shared pool, MKL's products where installed
     ops.matmul(x, model.layers[0].weights["kernel"])
     floor = GemmFloor(np, sizes, batch, lambda: None, mkl=getattr(ops, "_blas_threads", None) and ops._blas_threads.mkl)
-    phases = {"forward": [], "loss": [], "backward": [], "optimizer": [], "step": [], "gemm_floor": []}
+    phases = {"forward": [], "loss": [], "backward": [], "optimizer": [], "step": [], "products": [], "gemm_floor": []}
     clock = time.perf_counter
+    in_products, depth = [0.0], [0]
+    for name in ("matmul", "matmuls"):  # time the products where the step makes them
+        method = getattr(ops, name)
+
+        def timed(*args, _method=method, **kwargs):  # matmuls may call matmul: count the outer call
+            depth[0] += 1
+            start = clock()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    in_products[0] += clock() - start
+        setattr(ops, name, timed)
     for i in range(steps + 20):
+        in_products[0] = 0.0
         t0 = clock()
         pred = model.forward(x, training=True)
         t1 = clock()
@@ -47,7 +64,7 @@ def main(argv):
         floor.step()
         t5 = clock()
         if i >= 20:
-            for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, t5 - t4)):
+            for name, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, in_products[0], t5 - t4)):
                 phases[name].append(dt)
     ops.finish()
     med = {k: statistics.median(v) * 1e3 for k, v in phases.items()}
