@@ -30,8 +30,8 @@ from .blas_threads import numpy_blas_controller
 from .shared_pool import choose_threading_layer
 
 __all__ = ["PARALLEL_MIN", "sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam", "dropout",
-           "bias_relu", "relu_backward", "relu_backward_bias", "bias_softmax", "softmax_xent_dense", "softmax_xent_sparse",
-           "count_argmax_equal", "start_threads", "thread_count", "THREADING_LAYER"]
+           "bias_relu", "relu_backward", "bias_softmax", "softmax_xent_dense", "softmax_xent_sparse",
+           "count_argmax_equal", "start_threads", "THREADING_LAYER"]
 
 #: Element count from which the threaded version of a kernel is used
 #: (``TENSORNET_CPU_PARALLEL_MIN`` overrides it; 0 disables the serial versions).
@@ -203,32 +203,12 @@ def _relu_backward(dy, y, out):
         out[i] = dy[i] * (1 if y[i] > 0 else 0)
 
 
-def _relu_backward_bias(dy, y, out, db, blocks):
-    """out = dy * 1[y > 0] and db = sum_i out_i (2-D), in one pass over ``blocks`` row blocks
-    (the thread count; 1 serial): each block sums its rows in order into its own accumulator,
-    and the blocks' sums are added in order."""
-    n, k = dy.shape
-    blocks = max(min(n, blocks), 1)
-    partial = np.zeros((blocks, k), db.dtype)
-    for c in prange(blocks):
-        for i in range(c * n // blocks, (c + 1) * n // blocks):
-            for j in range(k):
-                d = dy[i, j] if y[i, j] > 0 else dy[i, j] * np.float32(0)  # dy * 0: NaN, -0.0 as the reference
-                out[i, j] = d
-                partial[c, j] += d
-    for j in range(k):
-        total = partial[0, j]
-        for c in range(1, blocks):
-            total += partial[c, j]
-        db[j] = total
-
-
 def _bias_softmax(z, b, y):
     """z += b (rows); y = exp(z - max) / sum(exp(z - max)) per row (exp in the array's dtype,
     the sum in float64)."""
     n, k = z.shape
     for i in prange(n):
-        m = z[i, 0] + b[0]  # the row's dtype: a float64 start (-inf) made every exp a float64 one
+        m = np.float32(-np.inf)  # takes z's dtype (a float64 start made every exp a float64 one)
         for j in range(k):
             t = z[i, j] + b[j]
             z[i, j] = t
@@ -247,8 +227,8 @@ def _bias_softmax(z, b, y):
 def _row_max_sum_exp(z, i):
     """(m, s): the maximum of row i of z (NaN if the row holds one) and sum_j exp(z_ij - m),
     exp in z's dtype, accumulated in float64."""
-    m = z[i, 0]  # z's dtype (a float64 -inf start made every exp a float64 one)
-    for j in range(1, z.shape[1]):
+    m = np.float32(-np.inf)  # takes z's dtype (a float64 start made every exp a float64 one)
+    for j in range(z.shape[1]):
         if z[i, j] > m or z[i, j] != z[i, j]:
             m = z[i, j]
     s = 0.0
@@ -324,7 +304,6 @@ nadam = _twin(_nadam, error_model="numpy")
 dropout = _twin(_dropout, error_model="numpy")
 bias_relu = _twin(_bias_relu)
 relu_backward = _twin(_relu_backward)
-relu_backward_bias = _twin(_relu_backward_bias)
 bias_softmax = _twin(_bias_softmax)
 softmax_xent_dense = _twin(_softmax_xent_dense)
 softmax_xent_sparse = _twin(_softmax_xent_sparse)
@@ -335,8 +314,3 @@ def start_threads():
     """Launch Numba's thread pool (loading its threading layer): a one-element parallel kernel."""
     one = np.ones(1, np.float32)
     relu_backward[0](one, one, one)
-
-
-def thread_count() -> int:
-    """The threads a parallel kernel runs on now (``numba.get_num_threads()``)."""
-    return numba.get_num_threads()

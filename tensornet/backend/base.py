@@ -357,13 +357,6 @@ class Backend:
             return dy * mask
         return self.xp.multiply(dy, mask, out=out)
 
-    def backprop_relu_bias(self, dy, y, out, bias_grad):
-        """A Dense layer's relu backward with its bias gradient: ``out = dy * 1[y > 0]`` and
-        ``bias_grad = sum_rows(out)`` (2-D ``dy``, ``y`` and ``out``; returns ``out``)."""
-        out = self.backprop_relu(dy, y, out=out)
-        self.sum_rows(out, out=bias_grad)
-        return out
-
     def leaky_relu(self, x, alpha, out=None):
         """max(alpha x, x) for 0 <= alpha < 1."""
         return self.xp.maximum(x, self.xp.multiply(x, alpha), out=out)

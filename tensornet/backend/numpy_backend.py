@@ -292,16 +292,6 @@ class NumpyBackend(Backend):
         numpy.greater(y, 0, out=mask)
         return numpy.multiply(dy, mask, out=out)
 
-    def backprop_relu_bias(self, dy, y, out, bias_grad):
-        nb = self._kernels()
-        if (nb is not None and dy.ndim == 2 and dy.shape == y.shape == out.shape and bias_grad.shape == dy.shape[1:]
-                and all(a.flags.c_contiguous for a in (dy, y, out, bias_grad))):
-            kernel = self._kernel(nb.relu_backward_bias, dy.size, dy, y, out, bias_grad)
-            if kernel is not None:
-                kernel(dy, y, out, bias_grad, nb.thread_count() if kernel is nb.relu_backward_bias[0] else 1)
-                return out
-        return super().backprop_relu_bias(dy, y, out, bias_grad)
-
     def softmax(self, x, out=None):
         if x.ndim != 2:
             return super().softmax(x, out=out)

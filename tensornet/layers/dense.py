@@ -61,16 +61,13 @@ class Dense(Layer):
         return y
 
     def backward(self, dy, through_activation=True):
-        ops, name = self.ops, self.activation.name
-        if through_activation and name == "relu" and self.use_bias:  # one pass for dz and its row sums
-            dz = ops.backprop_relu_bias(dy, self._y, self.workspace("dz", dy.shape), self.gradients["bias"])
+        ops = self.ops
+        if through_activation and self.activation.name != "linear":
+            dz = self.activation.backward(ops, dy, self._y, out=self.workspace("dz", dy.shape))
         else:
-            if through_activation and name != "linear":
-                dz = self.activation.backward(ops, dy, self._y, out=self.workspace("dz", dy.shape))
-            else:
-                dz = dy
-            if self.use_bias:
-                ops.sum_rows(dz, out=self.gradients["bias"])
+            dz = dy
+        if self.use_bias:
+            ops.sum_rows(dz, out=self.gradients["bias"])
         if not self.needs_input_grad:
             ops.matmul(self._x, dz, trans_a=True, out=self.gradients["kernel"])
             return None
