@@ -22,7 +22,8 @@ SMALL_PRODUCT_MACS = 4_000_000
 #: multiply-adds each; smaller ones run one after the other on every thread. MKL's two-thread
 #: products lose less to splitting than OpenBLAS' do: inside the training step (A/B in one
 #: process, bench/NOTES.md change 12) side by side was 0.1 ms *slower* on the 512 x 128 x 512
-#: pair (34M each), even on 1024 x 256 x 1024 (268M) and 1.2 ms faster on 2048 x 256 x 2048 (1.07G).
+#: pair (34M each), no faster on 1024 x 256 x 1024 (268M), and 1.2 ms faster on 2048 x 256 x 2048
+#: (1.07G).
 MKL_SIDE_BY_SIDE_MACS = 1 << 29
 
 
