@@ -13,7 +13,8 @@
 - :func:`two_products_ilp64` / :func:`two_products_lp64`: two independent products at once,
   each ``cblas_?gemm`` on one thread of the pool (OpenBLAS set to one thread by the caller).
   Two one-thread products side by side beat the same two run one after the other on two
-  threads each (bench/NOTES.md, change 9).
+  threads each on OpenBLAS (bench/NOTES.md, change 9), and on MKL for large products only
+  (change 12).
 
 Addresses travel as integers (the same registers as pointers), so the compiled code can be
 cached on disk: nothing process-specific is baked into it.

@@ -11,7 +11,7 @@ What is overridden, and why (measurements in ``bench/NOTES.md``):
   extra; :mod:`._numba_kernels`), threaded over the cores for large buffers -- and, inside
   fit / evaluate / predict, from 32k elements, with the products on the same threads
   (:mod:`.shared_pool`: MKL's GEMM with the ``mkl`` package, else NumPy's OpenBLAS), a layer's
-  two backward products side by side (``matmuls``). Without Numba (or
+  two backward products side by side (``matmuls``; with MKL only large ones). Without Numba (or
   with ``TENSORNET_CPU_KERNELS=numpy``) the same methods run in NumPy with preallocated scratch
   buffers and ``out=`` everywhere, so a step allocates no large array either way.
 - the adaptive optimizer updates (RMSprop, Adagrad, Adadelta, Adam / AMSGrad, Adamax, Nadam)

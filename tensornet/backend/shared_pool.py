@@ -13,7 +13,7 @@ pool OpenBLAS runs its parallel jobs on. While a fit, evaluate or predict loop r
 (:mod:`._numba_blas`), so one pool of threads does the products and the fused kernels,
 and kernels from :data:`PARALLEL_MIN` elements run threaded. Two independent products (a
 layer's weight and input gradients) run side by side, one thread each
-(:meth:`SharedBlasPool.two_products`). When the loop ends the callback is removed and
+(:meth:`SharedBlasPool.two_products`; with MKL only large ones, ``MKL_SIDE_BY_SIDE_MACS``). When the loop ends the callback is removed and
 OpenBLAS has its own threads back.
 
 It is used only where it is safe:
