@@ -47,6 +47,15 @@ def summary(name, counts):
             f"with ValueError, {counts['other']} other")
 
 
+def report_and_check(name, counts, report_counts, some_loaded=False):
+    """Report a property's counts line (``summary``) and assert what every loader fuzz property
+    holds: nothing but ValueError was raised, some cases were rejected and, with
+    ``some_loaded``, some loaded."""
+    line = summary(name, counts)
+    report_counts(line)
+    assert counts["other"] == 0 and counts["rejected"] > 0 and (counts["loaded"] > 0 or not some_loaded), line
+
+
 def run(name, strategy, check, examples):
     """Run ``check(case, counts)`` on ``examples`` cases drawn from ``strategy``; print and return
     the counts (``check`` adds to ``files``, ``loaded``, ``rejected`` and ``other``)."""
