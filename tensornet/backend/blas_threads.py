@@ -21,9 +21,9 @@ SMALL_PRODUCT_MACS = 4_000_000
 #: With MKL, two independent products run side by side (one thread each) only from this many
 #: multiply-adds each; smaller ones run one after the other on every thread. MKL's two-thread
 #: products lose less to splitting than OpenBLAS' do: inside the training step (A/B in one
-#: process, bench/NOTES.md change 12) side by side was 0.1 ms *slower* on the 512 x 128 x 512
-#: pair (34M each), no faster on 1024 x 256 x 1024 (268M), and 1.2 ms faster on 2048 x 256 x 2048
-#: (1.07G).
+#: process, bench/NOTES.md change 12; ``python bench/ab_side_by_side.py``) side by side was
+#: 0.1-0.2 ms *slower* on the 512 x 128 x 512 pair (34M each), no faster on 1024 x 256 x 1024
+#: (268M), and on 2048 x 256 x 2048 (1.07G) between 1.5 ms faster and 0.7 ms slower of 57 ms.
 MKL_SIDE_BY_SIDE_MACS = 1 << 29
 
 
