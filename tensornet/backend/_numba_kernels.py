@@ -190,17 +190,19 @@ def _dropout(u, rate, scale, zero):
 def _bias_relu(z, b, y):
     """z += b (rows); y = max(z, 0) (NaN propagates as in np.maximum)."""
     n, k = z.shape
+    zero = z.dtype.type(0)  # an int 0 would make the select a float64 one
     for i in prange(n):
         for j in range(k):
             t = z[i, j] + b[j]
             z[i, j] = t
-            y[i, j] = t if (t > 0 or t != t) else 0
+            y[i, j] = t if (t > 0 or t != t) else zero
 
 
 def _relu_backward(dy, y, out):
     """out = dy * 1[y > 0] (flat arrays)."""
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)  # int 1 / 0 made every product a float64 one
     for i in prange(dy.shape[0]):
-        out[i] = dy[i] * (1 if y[i] > 0 else 0)
+        out[i] = dy[i] * (one if y[i] > 0 else zero)
 
 
 def _bias_softmax(z, b, y):
