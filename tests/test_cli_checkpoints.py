@@ -39,6 +39,7 @@ model = Sequential([Dense(1024, input_shape=(1024,)), Dense(1024)], seed=0)
 model.compile(optimizer="adam", loss="mse")
 model.fit(np.ones((4, 1024), np.float32), np.ones((4, 1024), np.float32), verbose=0)
 directory = CheckpointDirectory(sys.argv[1], keep=2)
+directory.save(model)  # one complete checkpoint before any kill: a slow disk must not fail the test
 print("ready", flush=True)
 while True:
     model.optimizer.iterations += 1
