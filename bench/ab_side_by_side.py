@@ -11,9 +11,8 @@ import statistics
 import sys
 import time
 
-import numpy as np
 
-from compare import build_tensornet
+from compare import build_tensornet, random_batches
 from tensornet.backend import numpy_backend
 from tensornet.backend.base import Backend
 from tensornet.trainer import EpochTotals
@@ -26,9 +25,7 @@ def main(argv):
     per_block = 20
     model = build_tensornet(sizes, "numpy")
     ops, trainer = model.ops, model._trainer
-    rng = np.random.default_rng(0)
-    batches = [(rng.standard_normal((batch, sizes[0]), dtype=np.float32),
-                np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]) for _ in range(8)]
+    batches = random_batches(sizes, batch)
     totals = EpochTotals(ops, model.metrics)
     side_by_side = numpy_backend.NumpyBackend.matmuls
     variants = {"side by side": lambda products: side_by_side(ops, products),

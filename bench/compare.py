@@ -139,6 +139,14 @@ def build_tensornet(sizes, backend, seed=0, metrics=()):
     return model
 
 
+def random_batches(sizes, batch, count=8, seed=0):
+    """``count`` batches ``(x, y)`` for the MLP ``sizes``: x standard normal, y one-hot of uniform
+    labels, both float32 (each batch's x drawn before its labels)."""
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((batch, sizes[0]), dtype=np.float32),
+             np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]) for _ in range(count)]
+
+
 def build_torch(sizes, weights, device, fused):
     import torch
 

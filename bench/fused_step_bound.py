@@ -39,7 +39,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from compare import GemmFloor, TensornetStepper, _cpu_model, build_tensornet
+from compare import GemmFloor, TensornetStepper, _cpu_model, build_tensornet, random_batches
 
 from tensornet.backend import _numba_kernels
 from tensornet.backend._numba_blas import _gemm_lp64
@@ -177,9 +177,7 @@ def setup(sizes, batch):
     starts it; SystemExit where MKL is not on the shared pool."""
     model = build_tensornet(sizes, "numpy")
     ops = model.ops
-    rng = np.random.default_rng(0)
-    batches = [(rng.standard_normal((batch, sizes[0]), dtype=np.float32),
-                np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]) for _ in range(8)]
+    batches = random_batches(sizes, batch)
     ops.start()  # as fit does: the shared pool, MKL's products
     ops.matmul(batches[0][0], model.layers[0].weights["kernel"])
     mkl = ops._blas_threads.mkl

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from compare import GemmFloor, build_tensornet
+from compare import GemmFloor, build_tensornet, random_batches
 from tensornet.trainer import EpochTotals
 
 
@@ -25,9 +25,7 @@ def main(argv):
     steps = int(argv[2]) if len(argv) > 2 else 300
     model = build_tensornet(sizes, "numpy")
     ops, trainer = model.ops, model._trainer
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, sizes[0]), dtype=np.float32)
-    y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]
+    (x, y), = random_batches(sizes, batch, count=1)
     totals = EpochTotals(ops, model.metrics)
     ops.start()  # as fit does: BLAS on the shared pool, MKL's products where installed
     ops.matmul(x, model.layers[0].weights["kernel"])

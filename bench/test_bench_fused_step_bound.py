@@ -3,16 +3,11 @@ trains the same small MLP as tensornet's step, and every stepper it times runs. 
 MKL is not on the shared pool (no ``fast`` extra, not Linux x86-64)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 pytest.importorskip("numba")
-fused_step_bound = pytest.importorskip("fused_step_bound")
+import fused_step_bound  # noqa: E402  (bench/ is on the path: pytest puts a test's folder there)
 
 
 @pytest.fixture
