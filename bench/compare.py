@@ -296,21 +296,21 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True)
         steppers[label] = TorchStepper(net, opt, th_batches, device)
 
     max_diff = None
-    if check:  # same trajectory first: a few identical steps, then compare every weight
-        for _ in range(3):
-            for stepper in steppers.values():
-                stepper.step()
-        a = model.get_weights()
-        max_diff = 0.0
-        for label in ("torch", "torch_fused"):
-            b = torch_weights(steppers[label].net)
-            max_diff = max(max_diff, max(float(np.max(np.abs(u - v))) for u, v in zip(a, b)))
-        if max_diff > 1e-3:
-            raise SystemExit(f"{name}: tensornet and PyTorch diverge after 3 steps (max |dw| = {max_diff:.2e})")
-
     xp = ops.xp
     ops.start()  # as fit does: BLAS on the shared pool where it can be (the floor's products too)
     try:
+        model._trainer.prepare_step(batch)  # as fit does: the compiled step where the model allows it
+        if check:  # same trajectory first: a few identical steps, then compare every weight
+            for _ in range(3):
+                for stepper in steppers.values():
+                    stepper.step()
+            a = model.get_weights()
+            max_diff = 0.0
+            for label in ("torch", "torch_fused"):
+                b = torch_weights(steppers[label].net)
+                max_diff = max(max_diff, max(float(np.max(np.abs(u - v))) for u, v in zip(a, b)))
+            if max_diff > 1e-3:
+                raise SystemExit(f"{name}: tensornet and PyTorch diverge after 3 steps (max |dw| = {max_diff:.2e})")
         ops.matmul(*steppers["tensornet"].batches[0][:1], model.layers[0].weights["kernel"])  # loads it
         blas_threads = getattr(ops, "_blas_threads", None)
         mkl = blas_threads.mkl if blas_threads is not None else None
@@ -326,7 +326,8 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True)
             "ratio_vs_torch_fused": med["tensornet"] / med["torch_fused"],
             "gemm_share": med["gemm_floor"] / med["tensornet"],
             "gemm_gflops": flops / med["gemm_floor"] / 1e9,
-            "steps_timed": len(times["tensornet"]), "max_weight_diff_after_3_steps": max_diff}
+            "steps_timed": len(times["tensornet"]), "max_weight_diff_after_3_steps": max_diff,
+            "tensornet_step": model._trainer.step_path}
 
 
 def run_epoch_case(device, repeats, limit=None):
@@ -382,7 +383,7 @@ def run_epoch_case(device, repeats, limit=None):
     return {"case": name, "sizes": list(sizes), "batch": batch, "device": device, "samples": int(len(x)),
             "median_s": med, "samples_per_s": {k: len(x) / v for k, v in med.items()},
             "ratio_vs_torch": med["tensornet"] / med["torch"], "epochs_timed": repeats,
-            "first_epoch_loss": {k: v[0] for k, v in losses.items()}}
+            "first_epoch_loss": {k: v[0] for k, v in losses.items()}, "tensornet_step": model._trainer.step_path}
 
 
 # ---------------------------------------------------------------------- report
@@ -456,6 +457,8 @@ def main(argv=None):
     footer = ("ratio = tensornet / PyTorch default SGD (foreach); r.fused = against SGD(fused=True); "
               "gemm = the step's matrix products alone, one after the other, through tensornet's BLAS; "
               "share = gemm / tensornet.")
+    footer += "\ntensornet's step: " + "; ".join(f"{res['case']} {res['tensornet_step']}" for res in results
+                                                if res.get("tensornet_step"))
     print(table)
     print(footer)
     if not args.quick and not args.no_save:

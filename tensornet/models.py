@@ -8,6 +8,7 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from .backend import floatx, get_backend
 from .backend.config import check_float_dtype
+from .compiled_step import check_jit_compile
 from .layers.base import Layer, check_shape, unique_name
 from .parameters import ParameterStore
 from .trainer import Trainer
@@ -40,6 +41,8 @@ class Sequential:
         self.compiled = False
         self.built = False
         self.fused_output = None
+        #: ``compile(jit_compile=...)``: whether ``fit`` may train through a compiled step.
+        self.jit_compile = "auto"
         self.stop_training = False
         self.history = None
         #: Epochs trained so far (what ``save`` records and ``fit(initial_epoch=...)`` resumes from).
@@ -132,11 +135,17 @@ class Sequential:
         return self
 
     # ------------------------------------------------------------------ compile
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, backend=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, backend=None, jit_compile="auto"):
         """Choose the optimizer, loss and metrics (names or objects), and optionally the
-        backend (``"numpy"``, ``"cupy"``, ``"auto"``; default: the current one)."""
+        backend (``"numpy"``, ``"cupy"``, ``"auto"``; default: the current one).
+
+        ``jit_compile``: ``"auto"`` (default) trains through one compiled call per step where
+        the model and backend allow it (:mod:`tensornet.compiled_step`: Dense layers, relu,
+        softmax cross-entropy, SGD, on the CPU with Numba and MKL), else layer by layer; ``True``
+        requires it (``fit`` says why not); ``False`` always trains layer by layer."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+        jit_compile = check_jit_compile(jit_compile)
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         if metrics is not None and not isinstance(metrics, (list, tuple)):
@@ -148,6 +157,7 @@ class Sequential:
             self.ops = target
             self.build(self.input_shape, keep=weights)
         self.ops = target
+        self.jit_compile = jit_compile
         self.compiled = True
         if self.built:
             self._finish_compile()

@@ -103,6 +103,22 @@ class Optimizer:
         self.iterations += 1
         return lr
 
+    def apply_fused(self, update):
+        """One step whose update a compiled training step makes itself, fused with the backward
+        pass (:mod:`tensornet.compiled_step`): ``update(lr)`` with :meth:`apply`'s learning rate,
+        then t += 1; returns what ``update`` returns. Not for an optimizer that clips: clipping
+        needs every gradient before the first weight changes."""
+        if self.clips:
+            raise RuntimeError(f"{type(self).__name__} clips gradients: its step cannot be fused with the backward pass")
+        result = update(self.learning_rate)
+        self.iterations += 1
+        return result
+
+    @property
+    def clips(self) -> bool:
+        """Whether any of clipnorm, global_clipnorm and clipvalue is set."""
+        return self.clipnorm is not None or self.global_clipnorm is not None or self.clipvalue is not None
+
     def clip(self, store):
         """Keras' clipping: ``clipnorm`` per weight tensor, ``global_clipnorm`` over all of them,
         ``clipvalue`` element-wise: g <- g * min(1, c / ||g||) and g <- clip(g, -c, c)."""

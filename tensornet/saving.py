@@ -5,7 +5,7 @@ A saved model is one ``.npz`` file (a zip of ``.npy`` arrays, read back by the b
 the file before allocating) holding:
 
 - ``header``: a JSON document (as uint8 bytes) with the architecture (each layer's class and
-  config), the compile settings (loss, metrics), the optimizer's class, hyper-parameters,
+  config), the compile settings (loss, metrics, jit_compile), the optimizer's class, hyper-parameters,
   learning-rate schedule, step count, learning-rate multiplier and scalar state, the random
   generators' states (the model's, and any layer's own), the epochs completed, the history
   so far, and an index of every array (name, dtype, shape);
@@ -239,7 +239,7 @@ def model_header_and_arrays(model, include_optimizer=True, weights_only=False):
         for metric in metric_ids:
             if not isinstance(metric, str):
                 raise ValueError(f"cannot save metric {metric!r}: only metric names can be saved")
-        header["compile"] = {"loss": model.loss.get_config(), "metrics": metric_ids}
+        header["compile"] = {"loss": model.loss.get_config(), "metrics": metric_ids, "jit_compile": model.jit_compile}
     header["optimizer"] = None
     if model.compiled and include_optimizer:
         spec = optimizer_config(model.optimizer)
@@ -488,7 +488,8 @@ def _build_model(header, arrays, custom_objects=None, compile=True):
         optimizer_spec = header.get("optimizer")
         optimizer = (_optimizer_from_config(optimizer_spec, custom_objects) if optimizer_spec is not None
                      else "rmsprop")
-        model.compile(optimizer=optimizer, loss=losses.from_config(compiled["loss"]), metrics=compiled["metrics"])
+        model.compile(optimizer=optimizer, loss=losses.from_config(compiled["loss"]), metrics=compiled["metrics"],
+                      jit_compile=compiled.get("jit_compile", "auto"))
     if spec["built"] and not model.built:
         model.build(tuple(spec["input_shape"]))
     if model.built and header.get("weights") is not None:

@@ -22,6 +22,7 @@ import warnings
 
 from .backend import get_backend
 from .callbacks import BatchLogs, CallbackList, History, TerminateOnNaN
+from .compiled_step import CompiledStep
 from .divergence import FiniteGuard
 from .errors import TrainingInterrupted
 from .interrupts import InterruptRequests
@@ -115,6 +116,10 @@ class Trainer:
         self.position = None
         self.guard = None
         self._starting_point = None
+        #: The :class:`~tensornet.compiled_step.CompiledStep` ``fit`` trains through, or None.
+        self.compiled_step = None
+        #: Which step the last ``fit`` ran: ``"compiled"``, or ``"layered (<why not compiled>)"``.
+        self.step_path = None
 
     # ------------------------------------------------------------------ public loops
     @_finishes
@@ -150,6 +155,7 @@ class Trainer:
 
         resume = self._starting_point = self._take_resume_point(initial_epoch, x.shape[0], batch_size, shuffle)
         self._check_weights_finite()
+        self.prepare_step(batch_size)
 
         history = History()
         steps = -(-x.shape[0] // batch_size)
@@ -178,7 +184,7 @@ class Trainer:
                         break
                 callback_list.call("on_train_end", dict(logs))
         finally:
-            self.position = self.guard = self._starting_point = None
+            self.position = self.guard = self._starting_point = self.compiled_step = None
         return history
 
     @_finishes
@@ -222,9 +228,26 @@ class Trainer:
         return result if keep_on_device else ops.to_numpy(result)
 
     # ------------------------------------------------------------------ steps
+    def prepare_step(self, batch_size):
+        """Choose the step ``fit`` runs (inside the loop, after the backend's ``start()``): the
+        compiled one where the model and backend allow it (:mod:`tensornet.compiled_step`), else
+        the layered one; ``compile(jit_compile=True)`` turns "not possible" into a ValueError."""
+        compiled, reason = CompiledStep.plan(self.model, batch_size)
+        if compiled is None and self.model.jit_compile is True:
+            raise ValueError(f"compile(jit_compile=True), but this model cannot train through a compiled step: "
+                             f"{reason}. Use jit_compile='auto' to fall back to the layered step.")
+        self.compiled_step = compiled
+        self.step_path = "compiled" if compiled is not None else f"layered ({reason})"
+
     def train_step(self, xb, yb, totals):
-        """Forward, loss, backward and one optimizer step on one batch."""
+        """Forward, loss, backward and one optimizer step on one batch (one backend call when
+        the step is compiled)."""
         model = self.model
+        if self.compiled_step is not None:
+            done = self.compiled_step.step(xb, yb)
+            if done is not None:
+                totals.add(done[1], done[0], yb)
+                return
         pred, grad, loss_sum = self._loss_and_output_gradient(xb, yb)
         totals.add(loss_sum, pred, yb)
         model.backward(grad, through_activation=not model.fused_output)
@@ -235,6 +258,10 @@ class Trainer:
         update: returns ``"loss"`` or ``"gradient"`` (and applies nothing) when that one is not
         finite, else None. The divergence guard replays steps with it."""
         model, ops = self.model, self.model.ops
+        if self.compiled_step is not None:
+            bad = self.compiled_step.checked(xb, yb)
+            if bad is not False:
+                return bad
         pred, grad, loss_sum = self._loss_and_output_gradient(xb, yb)
         if not math.isfinite(ops.to_float(loss_sum)):
             return "loss"

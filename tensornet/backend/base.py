@@ -117,6 +117,14 @@ class Backend:
         """Called when ``fit``, ``evaluate`` or ``predict`` returns: undo any process-wide setting
         the backend made for speed during the loop (none here)."""
 
+    def compiled_mlp_step(self, dtype, largest_macs):
+        """``(run, None)``: a function training a Dense network (relu or linear hidden layers,
+        softmax + cross-entropy, SGD) one whole step per call -- see
+        :func:`tensornet.backend._numba_step.mlp_sgd_step` for what ``run`` computes and
+        :mod:`tensornet.compiled_step` for who calls it -- or ``(None, reason)`` where this
+        backend has none now. ``largest_macs``: multiply-adds of the step's largest product."""
+        return None, f"the {self.name} backend has no compiled training step"
+
     def device_info(self) -> dict:
         """A description of the device this backend computes on."""
         import platform

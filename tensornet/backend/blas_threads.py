@@ -77,6 +77,23 @@ class BlasThreads:
         self._in_loop = True
 
     @property
+    def in_loop(self) -> bool:
+        """Whether a fit, evaluate or predict loop runs (between ``begin()`` and ``restore()``)."""
+        return self._in_loop
+
+    @property
+    def reason(self):
+        """Why BLAS does not run on the kernels' threads with MKL, or None when it does (or may yet)."""
+        if self._pool is None:
+            return "threadpoolctl cannot find NumPy's BLAS" if self._looked_up else None
+        return self._pool.reason or self._pool.mkl_reason
+
+    @property
+    def threads(self) -> int:
+        """The shared pool's thread count while BLAS runs on it, else 0."""
+        return self._pool.threads if self._pool is not None else 0
+
+    @property
     def shared(self) -> bool:
         """Whether BLAS runs on the fused kernels' threads now."""
         return self._pool is not None and self._pool.active

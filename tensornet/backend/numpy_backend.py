@@ -253,6 +253,46 @@ class NumpyBackend(Backend):
         if not self._loops:
             self._blas_threads.restore()
 
+    def compiled_mlp_step(self, dtype, largest_macs):
+        """The whole-step kernel of :mod:`._numba_step`, on MKL's GEMM and the shared pool; only
+        inside a loop (``start()``), with Numba, and where the step's largest product is threaded
+        (``SMALL_PRODUCT_MACS``: smaller models keep BLAS on one thread and the layered step).
+
+        ``run(x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
+        weight_decay, update=True)`` returns the batch's loss sum in ``dtype``; ``target`` is
+        (B, classes) in ``dtype`` or (B,) int64 labels; ``velocity`` may be None (momentum 0)."""
+        dtype = numpy.dtype(dtype)
+        if dtype not in _FLOATS:
+            return None, f"the model's dtype is {dtype}, not float32 or float64"
+        if self._kernels() is None:
+            return None, f"Numba's kernels are not in use ({KERNELS_ENV}={self._kernel_mode}, or Numba is not installed)"
+        if not self._blas_threads.in_loop:
+            return None, "the compiled step runs only inside fit"
+        if largest_macs < SMALL_PRODUCT_MACS:
+            return None, (f"the largest product has {largest_macs} multiply-adds, below {SMALL_PRODUCT_MACS}: "
+                          "BLAS stays on one thread and the layered step is the faster one")
+        self._blas_threads.for_product(largest_macs)  # shares the pool with MKL where possible
+        mkl = self._blas_threads.mkl
+        if mkl is None or dtype.char not in mkl.addresses:
+            return None, f"MKL is not running on the shared pool ({self._blas_threads.reason or 'not loaded'})"
+        from . import _numba_step
+
+        gemm, cast, tiny = mkl.addresses[dtype.char], dtype.type, numpy.finfo(dtype).tiny
+        losses = numpy.zeros(self._blas_threads.threads)
+        no_labels, no_targets = numpy.zeros(0, numpy.int64), numpy.zeros((0, 0), dtype)
+
+        def run(x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov, weight_decay,
+                update=True):
+            sparse = target.ndim == 1
+            mode = 0 if not momentum else (2 if nesterov else 1)
+            total = _numba_step.mlp_sgd_step(
+                gemm, x, no_targets if sparse else target, target if sparse else no_labels, sparse, params, grads,
+                params if velocity is None else velocity, table, acts, dz, probs, cast(lr), cast(momentum),
+                cast(weight_decay), mode, bool(weight_decay), tiny, losses, update)
+            return cast(total)
+
+        return run, None
+
     def sum_rows(self, x, out=None):
         return numpy.add.reduce(x, axis=0, out=out)
 
