@@ -16,10 +16,13 @@ in between. Each thread keeps its data in its own cache:
    weights and biases it made the gradients of.
 
 Against it, in one process, interleaved, each block started from the same weights and velocity
-(so every block does the same work): tensornet's step (``train_step``, as
-``bench/compare.py`` times it), the products of the fused step alone, and compare.py's GEMM floor
-(the products alone, one after the other, MKL threading each). It first checks that the fused
-step trains the same network: the weights' change over three steps agrees with tensornet's.
+(so every block does the same work): tensornet's layered step (``train_step`` layer by layer,
+as ``bench/compare.py`` timed it up to session 6), tensornet's compiled step (the same
+``train_step`` through :mod:`tensornet.compiled_step`, this bound made part of the library in
+session 7, which ``fit`` and compare.py now take), the products of the fused step alone, and
+compare.py's GEMM floor (the products alone, one after the other, MKL threading each). It first
+checks that the fused step trains the same network: the weights' change over three steps agrees
+with the layered step's.
 
     python bench/fused_step_bound.py                       # 784-512-512-10, batch 128, 20 rounds
     python bench/fused_step_bound.py 784,1024,1024,10 128 10   # sizes, batch, rounds
@@ -42,6 +45,7 @@ from numba import prange
 from compare import GemmFloor, TensornetStepper, _cpu_model, build_tensornet, random_batches
 
 from tensornet.backend import _numba_kernels
+from tensornet.compiled_step import CompiledStep
 from tensornet.backend._numba_blas import _gemm_lp64
 from tensornet.backend.shared_pool import NO_TRANS, TRANS
 
@@ -159,6 +163,25 @@ class FusedStepper:
                           *self.scalars, self.losses, self.elementwise)
 
 
+class CompiledStepper(TensornetStepper):
+    """tensornet's ``train_step`` through its compiled step (what ``fit`` runs for this model
+    since session 7, tensornet/compiled_step.py: this bound, made part of the library)."""
+
+    def __init__(self, model, batches):
+        super().__init__(model, batches)
+        self.compiled, reason = CompiledStep.plan(model, batches[0][0].shape[0])
+        if self.compiled is None:
+            raise SystemExit(f"tensornet has no compiled step for this model here: {reason}")
+
+    def step(self):
+        trainer = self.model._trainer
+        trainer.compiled_step = self.compiled
+        try:
+            super().step()
+        finally:
+            trainer.compiled_step = None
+
+
 class Snapshot:
     """The model's weights and optimizer velocity, put back before each timed block."""
 
@@ -185,7 +208,8 @@ def setup(sizes, batch):
         ops.finish()
         raise SystemExit("needs MKL on the shared pool (pip install -e .[fast] on Linux x86-64), which starts "
                          "with the first product of 4M multiply-adds or more")
-    steppers = {"tensornet step": TensornetStepper(model, batches),
+    steppers = {"tensornet layered step": TensornetStepper(model, batches),
+                "tensornet compiled step": CompiledStepper(model, batches),
                 "fused step": FusedStepper(model, batches, mkl.addresses["f"]),
                 "fused step's products": FusedStepper(model, batches, mkl.addresses["f"], elementwise=False),
                 "GEMM floor": GemmFloor(np, sizes, batch, lambda: None, mkl=mkl)}
@@ -222,7 +246,7 @@ def main(argv):
           f"NumPy {np.__version__}, Numba {numba.__version__}; {mkl.version}")
     print(f"medians of {rounds} interleaved blocks of 20 steps, each block from the same weights")
     for name, value in med.items():
-        print(f"  {name:<24}{value:8.3f} ms   GEMM floor / this: {floor / value * 100:5.1f} %")
+        print(f"  {name:<26}{value:8.3f} ms   GEMM floor / this: {floor / value * 100:5.1f} %")
     products = med["fused step's products"]
     print(f"  fused step's products / fused step: {products / med['fused step'] * 100:.1f} %")
 
@@ -239,14 +263,14 @@ def check_same_training(steppers, snapshot):
     (one such element in the first step of 784-512-512-10 gives 1.2e-3 after three)."""
     start = snapshot.saved[0]
     changes = []
-    for name in ("tensornet step", "fused step"):
+    for name in ("tensornet layered step", "fused step"):
         snapshot.restore()
         steppers[name].i = 0
         for _ in range(3):
             steppers[name].step()
         changes.append(snapshot.arrays[0].astype(np.float64) - start)
     snapshot.restore()
-    steppers["tensornet step"].i = steppers["fused step"].i = 0
+    steppers["tensornet layered step"].i = steppers["fused step"].i = 0
     return float(np.linalg.norm(changes[1] - changes[0]) / np.linalg.norm(changes[0]))
 
 

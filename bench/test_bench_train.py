@@ -1,5 +1,6 @@
-"""One whole training step (forward, fused loss, backward, SGD over the flat buffer) and one
-Fashion-MNIST epoch through ``fit`` (shuffling, accuracy, the last partial batch)."""
+"""One whole training step (forward, fused loss, backward, SGD over the flat buffer) -- layer by
+layer, and as the compiled step ``fit`` takes where it can (tensornet/compiled_step.py) -- and
+one Fashion-MNIST epoch through ``fit`` (shuffling, accuracy, the last partial batch)."""
 import numpy as np
 import pytest
 
@@ -22,20 +23,31 @@ def build(ops, sizes, metrics=()):
     return model
 
 
+@pytest.mark.parametrize("step", ["layered", "compiled"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_train_step(run, ops, name):
+def test_train_step(run, ops, name, step):
     sizes, batch = MODELS[name]
     model = build(ops, sizes)
+    trainer = model._trainer
     rng = np.random.default_rng(0)
     x = ops.asarray(rng.standard_normal((batch, sizes[0])).astype(np.float32))
     y = ops.asarray(np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)])
     totals = EpochTotals(ops, model.metrics)
-    before = [w.copy() for w in model.get_weights()]
-    model._trainer.train_step(x, y, totals)
-    after = model.get_weights()
-    assert all(np.isfinite(w).all() for w in after)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, after))  # the step moved the weights
-    run(model._trainer.train_step, x, y, totals, rate=(batch, "samples/s"))
+    ops.start()  # as fit does
+    try:
+        if step == "compiled":
+            trainer.prepare_step(batch)
+            if trainer.compiled_step is None:
+                pytest.skip(f"fit takes the {trainer.step_path} step here")
+        before = [w.copy() for w in model.get_weights()]
+        trainer.train_step(x, y, totals)
+        after = model.get_weights()
+        assert all(np.isfinite(w).all() for w in after)
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after))  # the step moved the weights
+        run(trainer.train_step, x, y, totals, rate=(batch, "samples/s"))
+    finally:
+        trainer.compiled_step = None
+        ops.finish()
 
 
 def test_fashion_mnist_epoch(run, ops, quick, benchmark):

@@ -140,6 +140,8 @@ def train(args) -> float:
         model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=args.verbose,
                   validation_split=args.validation_split, callbacks=callbacks,
                   initial_epoch=min(model.epochs_completed, args.epochs))
+        if args.verbose:
+            print(f"training step: {model.step_path}", flush=True)
         loss, accuracy = model.evaluate(x_test, y_test, batch_size=1024, verbose=0)
         _write_outputs(model, save_path, args)
     elapsed = time.perf_counter() - started

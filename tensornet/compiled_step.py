@@ -95,7 +95,7 @@ def unsupported(model):
         kernel = layer.weights["kernel"]
         size = kernel.size * kernel.dtype.itemsize
         if size > MAX_WEIGHT_BYTES:
-            return (f"layer {layer.name!r}'s kernel takes {size / 2 ** 20:.1f} MiB, above "
+            return (f"the kernel of layer {layer.name!r} takes {size / 2 ** 20:.1f} MiB, above "
                     f"{MAX_WEIGHT_BYTES / 2 ** 20:.0f} MiB: MKL's threaded products are faster there")
     return None
 

@@ -205,6 +205,12 @@ class Sequential:
                                  validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
                                  check_finite=check_finite)
 
+    @property
+    def step_path(self):
+        """Which training step the last ``fit`` ran: ``"compiled"`` (one backend call per step,
+        see ``compile(jit_compile=...)``), ``"layered (<why not compiled>)"``, or None before any."""
+        return self._trainer.step_path
+
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
         """[loss, *metrics] on (x, y) (a scalar loss when there are no metrics)."""
         return self._trainer.evaluate(x, y, batch_size=batch_size, verbose=verbose)

@@ -165,9 +165,9 @@ def test_fit_takes_the_compiled_step_and_ends_where_the_layered_fit_does():
     models = [build(dtype="float64", jit_compile=jit, loss="sparse_categorical_crossentropy")
               for jit in ("auto", False)]
     histories = [model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0) for model in models]
-    if models[0]._trainer.step_path != "compiled":
-        pytest.skip(f"no compiled step here: {models[0]._trainer.step_path}")
-    assert models[1]._trainer.step_path == "layered (compile(jit_compile=False))"
+    if models[0].step_path != "compiled":
+        pytest.skip(f"no compiled step here: {models[0].step_path}")
+    assert models[1].step_path == "layered (compile(jit_compile=False))"
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(histories[0].history[key], histories[1].history[key], rtol=1e-10)
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):
@@ -219,8 +219,8 @@ def test_a_diverging_fit_stops_at_the_same_step_either_way():
         model = build(jit_compile=jit)
         with pytest.raises(DivergenceError) as caught:
             model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
-        if jit == "auto" and model._trainer.step_path != "compiled":
-            pytest.skip(f"no compiled step here: {model._trainer.step_path}")
+        if jit == "auto" and model.step_path != "compiled":
+            pytest.skip(f"no compiled step here: {model.step_path}")
         errors.append((caught.value.batch, caught.value.step, caught.value.quantity))
         weights.append(model.get_weights())
         assert model.optimizer.iterations == 4
@@ -298,6 +298,10 @@ def test_jit_compile_true_names_the_obstacle_before_training():
 def test_jit_compile_values_are_checked(value):
     with pytest.raises(ValueError, match="jit_compile must be 'auto', True or False"):
         check_jit_compile(value)
+
+
+def test_step_path_is_none_before_fit():
+    assert build().step_path is None
 
 
 def test_jit_compile_is_saved(tmp_path):
