@@ -141,8 +141,10 @@ class CompiledStep:
         return workspace
 
     def _suits(self, x, y):
-        """Whether the kernel reads ``x`` and ``y`` in place (C-contiguous, the model's dtype;
-        integer labels as int64)."""
+        """Whether the kernel can run now (``ready``) and reads ``x`` and ``y`` in place
+        (C-contiguous, the model's dtype; integer labels as int64)."""
+        if not self._run.ready:
+            return False
         dtype = self.model.ops.dtype(self.model.dtype)
         if x.dtype != dtype or not x.flags.c_contiguous or x.shape[0] == 0:
             return False
@@ -161,7 +163,8 @@ class CompiledStep:
 
     def step(self, xb, yb):
         """One training step on the batch: ``(probabilities, loss sum)``, or None (nothing done)
-        when the batch's arrays do not suit the kernel (the layered step then takes it)."""
+        when the kernel cannot run now or the batch's arrays do not suit it (the layered step then
+        takes it)."""
         x = xb.reshape(xb.shape[0], -1)
         if not self._suits(x, yb):
             return None

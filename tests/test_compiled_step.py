@@ -244,6 +244,19 @@ def test_a_batch_the_kernel_cannot_read_in_place_is_left_to_the_layered_step():
     assert model.optimizer.iterations == 0
 
 
+def test_once_the_pool_is_given_back_the_layered_step_takes_over():
+    """As in a forked child, where a parallel region would abort the process."""
+    model = build()
+    (x, y), = batches(count=1)
+    step = plan_or_skip(model)
+    try:
+        model.ops._blas_threads._pool.remove()
+        assert step.step(x, y) is None and step.checked(x, y) is False
+    finally:
+        model.ops.finish()
+    assert model.optimizer.iterations == 0
+
+
 # ---------------------------------------------------------------------- who takes it
 @pytest.mark.parametrize("change, says", [
     (dict(jit_compile=False), "jit_compile=False"),

@@ -51,6 +51,25 @@ def _gemm(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, one, zero):
 
 
 @numba.njit(nogil=True, inline="always")
+def _sgd(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
+    """The ``sgd`` kernel on one thread's slices, called with ``mode`` and ``has_decay`` as
+    constants so that each call site is compiled for its case (branch-free, vectorized loop)."""
+    if has_decay:
+        if mode == 0:
+            _sgd_serial(w, g, v, lr, momentum, weight_decay, 0, True, tiny)
+        elif mode == 1:
+            _sgd_serial(w, g, v, lr, momentum, weight_decay, 1, True, tiny)
+        else:
+            _sgd_serial(w, g, v, lr, momentum, weight_decay, 2, True, tiny)
+    elif mode == 0:
+        _sgd_serial(w, g, v, lr, momentum, weight_decay, 0, False, tiny)
+    elif mode == 1:
+        _sgd_serial(w, g, v, lr, momentum, weight_decay, 1, False, tiny)
+    else:
+        _sgd_serial(w, g, v, lr, momentum, weight_decay, 2, False, tiny)
+
+
+@numba.njit(nogil=True, inline="always")
 def _softmax_rows(acts, out, n, bias, b_off, probs, grad, y, labels, sparse, r0, r1, inv_batch):
     """Rows r0:r1 of the last layer: logits z += b; p = softmax(z) (exp in the dtype, sum in
     float64); loss -sum_j y_j log_softmax(z)_j; grad = (p sum_j y_j - y) / B (sparse: y one-hot
@@ -163,10 +182,10 @@ def mlp_sgd_step(gemm, x, y, labels, sparse, params, grads, velocity, table, act
             c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
             lo, hi = w_off + k0 * n, w_off + k1 * n
             if hi > lo:
-                _sgd_serial(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode,
-                            has_decay, tiny)
+                _sgd(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode, has_decay,
+                     tiny)
             lo, hi = b_off + c0, b_off + c1
             if b_off >= 0 and hi > lo:
-                _sgd_serial(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode,
-                            has_decay, tiny)
+                _sgd(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode, has_decay,
+                     tiny)
     return losses.sum()

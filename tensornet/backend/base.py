@@ -121,8 +121,9 @@ class Backend:
         """``(run, None)``: a function training a Dense network (relu or linear hidden layers,
         softmax + cross-entropy, SGD) one whole step per call -- see
         :func:`tensornet.backend._numba_step.mlp_sgd_step` for what ``run`` computes and
-        :mod:`tensornet.compiled_step` for who calls it -- or ``(None, reason)`` where this
-        backend has none now. ``largest_macs``: multiply-adds of the step's largest product."""
+        :mod:`tensornet.compiled_step` for who calls it; ``run.ready`` says whether it can still
+        run -- or ``(None, reason)`` where this backend has none now. ``largest_macs``:
+        multiply-adds of the step's largest product."""
         return None, f"the {self.name} backend has no compiled training step"
 
     def device_info(self) -> dict:

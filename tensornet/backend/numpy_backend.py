@@ -109,6 +109,34 @@ def _side_by_side_params(products, min_macs=SMALL_PRODUCT_MACS):
     return numpy.array(rows, dtype=numpy.int64)
 
 
+class _MlpStep:
+    """:meth:`NumpyBackend.compiled_mlp_step`'s ``run``: calls :func:`._numba_step.mlp_sgd_step`
+    with the SGD scalars cast to the dtype; ``ready`` is False once the pool is no longer shared
+    (a forked child, where a parallel region would abort: the caller then takes the layered step)."""
+
+    def __init__(self, blas_threads, gemm, dtype):
+        from . import _numba_step
+
+        self._kernel, self._blas_threads, self._gemm = _numba_step.mlp_sgd_step, blas_threads, gemm
+        self._cast, self._tiny = dtype.type, numpy.finfo(dtype).tiny
+        self._losses = numpy.zeros(blas_threads.threads)
+        self._no_labels, self._no_targets = numpy.zeros(0, numpy.int64), numpy.zeros((0, 0), dtype)
+
+    @property
+    def ready(self) -> bool:
+        return self._blas_threads.shared and self._blas_threads.mkl is not None
+
+    def __call__(self, x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
+                 weight_decay, update=True):
+        sparse, cast = target.ndim == 1, self._cast
+        mode = 0 if not momentum else (2 if nesterov else 1)
+        total = self._kernel(self._gemm, x, self._no_targets if sparse else target, target if sparse else self._no_labels,
+                             sparse, params, grads, params if velocity is None else velocity, table, acts, dz, probs,
+                             cast(lr), cast(momentum), cast(weight_decay), mode, bool(weight_decay), self._tiny,
+                             self._losses, update)
+        return cast(total)
+
+
 class NumpyBackend(Backend):
     """Runs every operation with NumPy on the host (BLAS for the matrix products)."""
 
@@ -260,7 +288,8 @@ class NumpyBackend(Backend):
 
         ``run(x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
         weight_decay, update=True)`` returns the batch's loss sum in ``dtype``; ``target`` is
-        (B, classes) in ``dtype`` or (B,) int64 labels; ``velocity`` may be None (momentum 0)."""
+        (B, classes) in ``dtype`` or (B,) int64 labels; ``velocity`` may be None (momentum 0).
+        ``run.ready`` says whether it can still run (False in a forked child)."""
         dtype = numpy.dtype(dtype)
         if dtype not in _FLOATS:
             return None, f"the model's dtype is {dtype}, not float32 or float64"
@@ -275,23 +304,7 @@ class NumpyBackend(Backend):
         mkl = self._blas_threads.mkl
         if mkl is None or dtype.char not in mkl.addresses:
             return None, f"MKL is not running on the shared pool ({self._blas_threads.reason or 'not loaded'})"
-        from . import _numba_step
-
-        gemm, cast, tiny = mkl.addresses[dtype.char], dtype.type, numpy.finfo(dtype).tiny
-        losses = numpy.zeros(self._blas_threads.threads)
-        no_labels, no_targets = numpy.zeros(0, numpy.int64), numpy.zeros((0, 0), dtype)
-
-        def run(x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov, weight_decay,
-                update=True):
-            sparse = target.ndim == 1
-            mode = 0 if not momentum else (2 if nesterov else 1)
-            total = _numba_step.mlp_sgd_step(
-                gemm, x, no_targets if sparse else target, target if sparse else no_labels, sparse, params, grads,
-                params if velocity is None else velocity, table, acts, dz, probs, cast(lr), cast(momentum),
-                cast(weight_decay), mode, bool(weight_decay), tiny, losses, update)
-            return cast(total)
-
-        return run, None
+        return _MlpStep(self._blas_threads, mkl.addresses[dtype.char], dtype), None
 
     def sum_rows(self, x, out=None):
         return numpy.add.reduce(x, axis=0, out=out)
