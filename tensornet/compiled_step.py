@@ -1,11 +1,11 @@
 """The compiled training step: forward, loss, backward and optimizer update of a whole model as
 one backend call, where the model and the backend allow it (``compile(jit_compile=...)``).
 
-The layered step calls the backend once per layer and phase. On the CPU that costs a quarter of
-the step beside the matrix products (Python, and element-wise passes over data another core's
-product wrote); a compiled step in which each core keeps its rows of the batch, then its rows
-of the weights, spends 80-87 % of the step in the products against 67-74 % for the layered one
-(784-512-512-10 at batch 128, bench/NOTES.md, sessions 6 and 7).
+The layered step calls the backend once per layer and phase. On the CPU that costs about a
+third of the step beside the matrix products (Python, and element-wise passes over data another
+core's product wrote): the GEMM floor was 67-74 % of the layered step on 784-512-512-10 at batch
+128, and 76-96 % of this one, in which each core keeps its rows of the batch, then its rows of
+the weights (bench/NOTES.md, sessions 6 and 7; the figure moves with the machine's load).
 
 A model trains through it when all of these hold (:func:`unsupported` says which does not):
 

@@ -14,6 +14,8 @@ What is overridden, and why (measurements in ``bench/NOTES.md``):
   two backward products side by side (``matmuls``; with MKL only large ones). Without Numba (or
   with ``TENSORNET_CPU_KERNELS=numpy``) the same methods run in NumPy with preallocated scratch
   buffers and ``out=`` everywhere, so a step allocates no large array either way.
+- ``compiled_mlp_step``: a whole training step of a Dense network with SGD as one Numba call
+  (:mod:`._numba_step`, chosen by :mod:`tensornet.compiled_step`), on MKL and the shared pool.
 - the adaptive optimizer updates (RMSprop, Adagrad, Adadelta, Adam / AMSGrad, Adamax, Nadam)
   run as one Numba pass over the flat buffers (the base's NumPy expressions are 6-15 passes
   with temporaries), in the base's order of operations, so they match it bit for bit.
