@@ -141,9 +141,11 @@ class CompiledStep:
         return workspace
 
     def _suits(self, x, y):
-        """Whether the kernel can run now (``ready``) and reads ``x`` and ``y`` in place
-        (C-contiguous, the model's dtype; integer labels as int64)."""
-        if not self._run.ready:
+        """Whether the kernel can run now (``ready``; the optimizer still an unclipped SGD: a
+        callback may change it during ``fit``) and reads ``x`` and ``y`` in place (C-contiguous,
+        the model's dtype; integer labels as int64)."""
+        optimizer = self.model.optimizer
+        if not self._run.ready or type(optimizer) is not SGD or optimizer.clips:
             return False
         dtype = self.model.ops.dtype(self.model.dtype)
         if x.dtype != dtype or not x.flags.c_contiguous or x.shape[0] == 0:

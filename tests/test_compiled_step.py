@@ -257,6 +257,29 @@ def test_once_the_pool_is_given_back_the_layered_step_takes_over():
     assert model.optimizer.iterations == 0
 
 
+def test_clipping_switched_on_during_fit_is_honoured():
+    """A callback that sets clipnorm mid-fit: the following steps clip, layer by layer."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((BATCH * 4, SIZES[0]))
+    y = rng.integers(0, SIZES[-1], x.shape[0])
+    weights, paths = [], []
+    for jit in ("auto", False):
+        model = build(dtype="float64", jit_compile=jit, loss="sparse_categorical_crossentropy")
+
+        class ClipFromBatch2(tn.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch == 1:
+                    model.optimizer.clipnorm = 1e-3
+
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[ClipFromBatch2()])
+        weights.append(model.get_weights())
+        paths.append(model.step_path)
+    if paths[0] != "compiled":
+        pytest.skip(f"no compiled step here: {paths[0]}")
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
+
+
 # ---------------------------------------------------------------------- who takes it
 @pytest.mark.parametrize("change, says", [
     (dict(jit_compile=False), "jit_compile=False"),
