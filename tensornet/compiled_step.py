@@ -47,7 +47,7 @@ JIT_CHOICES = ("auto", True, False)
 
 
 def check_jit_compile(value):
-    """``value`` when it is one of :data:`JIT_CHOICES`, else a ValueError."""
+    """``value`` when it is one of :data:`JIT_CHOICES` (None means "auto"), else a ValueError."""
     if value is None:
         return "auto"
     if not any(value is choice or (isinstance(value, str) and value == choice) for choice in JIT_CHOICES):
@@ -141,13 +141,15 @@ class CompiledStep:
         return workspace
 
     def _suits(self, x, y):
-        """Whether the kernel can run now (``ready``; the optimizer still an unclipped SGD: a
-        callback may change it during ``fit``) and reads ``x`` and ``y`` in place (C-contiguous,
-        the model's dtype; integer labels as int64)."""
+        """Whether the kernel can run now (``ready``; the optimizer still an unclipped SGD with a
+        velocity where it has momentum: a callback may change it during ``fit``) and reads ``x``
+        and ``y`` in place (C-contiguous, the model's dtype; integer labels as int64)."""
         optimizer = self.model.optimizer
         if not self._run.ready or type(optimizer) is not SGD or optimizer.clips:
             return False
         dtype = self.model.ops.dtype(self.model.dtype)
+        if optimizer.momentum and "velocity" not in optimizer.state.get(str(dtype), {}):
+            return False
         if x.dtype != dtype or not x.flags.c_contiguous or x.shape[0] == 0:
             return False
         if y.ndim == 1:

@@ -2,8 +2,8 @@
 and the SGD update in one call with no Python in between (:meth:`NumpyBackend.compiled_mlp_step`,
 planned by :mod:`tensornet.compiled_step`).
 
-Why: the layered step (one backend call per layer and phase) spends a quarter of its time
-outside the matrix products on the 2-core machine -- Python, and element-wise passes over data
+Why: the layered step (one backend call per layer and phase) spends a quarter to a third of its
+time outside the matrix products on the 2-core machine -- Python, and element-wise passes over data
 another core's product just wrote. Here each thread keeps its data (bench/NOTES.md, session 7):
 
 1. Thread t takes rows r_t of the batch forward through every layer (``h = f(x W + b)`` with
@@ -176,7 +176,7 @@ def mlp_sgd_step(gemm, x, y, labels, sparse, params, grads, velocity, table, act
                     row = dz[out + i * n + c0:out + i * n + c1]
                     for j in range(c1 - c0):
                         column_sums[j] += row[j]
-        for l in range(layers if update else 0):  # after all the products: 0.1 ms faster than after each (NOTES, change 15)
+        for l in range(layers if update else 0):  # after all the products (0.1 ms faster: NOTES, change 15)
             w_off, b_off, k, n, out, relu = table[l]
             k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
             c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
