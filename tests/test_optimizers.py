@@ -416,3 +416,17 @@ def test_lr_alias_on_every_optimizer(cls):
     np.testing.assert_array_equal(via_lr[-1], via_learning_rate[-1])
     _, _, default, _, _ = trajectory(cls(), steps=3)
     assert not np.allclose(default[-1], via_lr[-1])
+
+
+def test_apply_fused_uses_the_schedules_rate_then_counts_the_step():
+    """A compiled training step makes the update itself: apply_fused hands it the rate apply would
+    use (InverseTimeDecay here: lr / (1 + decay t)) and advances t; clipping cannot be fused."""
+    opt = optimizers.SGD(0.1, decay=0.5)
+    seen = [opt.apply_fused(lambda lr: lr) for _ in range(3)]
+    assert seen == pytest.approx([0.1, 0.1 / 1.5, 0.1 / 2.0])
+    assert opt.iterations == 3
+    clipped = optimizers.SGD(0.1, clipvalue=1.0)
+    assert clipped.clips
+    with pytest.raises(RuntimeError, match="clips gradients"):
+        clipped.apply_fused(lambda lr: lr)
+    assert clipped.iterations == 0 and not opt.clips
