@@ -20,6 +20,9 @@ TensorDataset, shuffle=True, loss and accuracy summed per batch).
     python bench/compare.py --quick            # a smoke run (CI): tiny repeat counts, no files
     python bench/compare.py --device cuda      # tensornet on CuPy against PyTorch CUDA
 
+Each case runs in a fresh child process (``--in-process``: all in this one), so that no case
+inherits another's threads, allocations or caches.
+
 Timings: median of per-step wall-clock times (on a GPU each step ends with a synchronise).
 """
 from __future__ import annotations
@@ -416,6 +419,27 @@ def format_table(results, targets):
     return "\n".join(lines)
 
 
+def run_in_child(name, args):
+    """Case ``name``'s result, measured in a fresh Python process, so that no case inherits
+    another's threads, allocations or caches. (I suspected that 784-2048-2048-10 suffered after the
+    other cases: 0.88 alone, 0.98-1.03 after them. Per-case processes then gave 0.83 and 1.02 in
+    two runs: the host's noise is larger than any such effect; bench/NOTES.md, session 7.)"""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "result.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--device", args.device, "--cases", name,
+                   "--rounds", str(args.rounds), "--steps", str(args.steps), "--epochs", str(args.epochs),
+                   "--no-save", "--in-process", "--result-json", str(out)] + ["--quick"] * args.quick
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"case {name} failed in its child process:\n{done.stderr}")
+        print(f"  done {name}", file=sys.stderr, flush=True)
+        result, = json.loads(out.read_text())
+        return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -427,6 +451,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts, 2,000 samples, no files")
     parser.add_argument("--name", default=None, help="results file stem (default: <device>-<date>)")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every case in this process (default: each case in a fresh child process)")
+    parser.add_argument("--result-json", help=argparse.SUPPRESS)  # a child: write its results here
     args = parser.parse_args(argv)
 
     import torch
@@ -440,14 +467,21 @@ def main(argv=None):
               f"torch {info.get('torch')}, tensornet accel: {info['tensornet_accel']}, "
               f"tensornet BLAS: {info['tensornet_blas']}, device: {args.device}")
     print(header, flush=True)
-    results = []
-    for name, sizes, batch, _, _ in CASES:
-        if name in wanted:
-            results.append(run_step_case(name, sizes, batch, args.device, rounds, steps, warmup))
-            print(f"  done {name}", file=sys.stderr, flush=True)
-    if EPOCH_CASE[0] in wanted:
-        results.append(run_epoch_case(args.device, 1 if args.quick else args.epochs,
-                                      limit=2000 if args.quick else None))
+    order = [c[0] for c in CASES if c[0] in wanted] + [EPOCH_CASE[0]] * (EPOCH_CASE[0] in wanted)
+    if not args.in_process and args.result_json is None:
+        results = [run_in_child(name, args) for name in order]
+    else:
+        results = []
+        for name, sizes, batch, _, _ in CASES:
+            if name in wanted:
+                results.append(run_step_case(name, sizes, batch, args.device, rounds, steps, warmup))
+                print(f"  done {name}", file=sys.stderr, flush=True)
+        if EPOCH_CASE[0] in wanted:
+            results.append(run_epoch_case(args.device, 1 if args.quick else args.epochs,
+                                          limit=2000 if args.quick else None))
+    if args.result_json is not None:
+        Path(args.result_json).write_text(json.dumps(results, default=str))
+        return results
     targets = {c[0]: (c[3], c[4]) for c in CASES}
     targets[EPOCH_CASE[0]] = (EPOCH_CASE[3], None)
     if args.device != "cpu":
