@@ -4,7 +4,7 @@ one backend call, where the model and the backend allow it (``compile(jit_compil
 The layered step calls the backend once per layer and phase. On the CPU that costs about a
 third of the step beside the matrix products (Python, and element-wise passes over data another
 core's product wrote): the GEMM floor was 67-74 % of the layered step on 784-512-512-10 at batch
-128, and 76-96 % of this one, in which each core keeps its rows of the batch, then its rows of
+128, and 66-98 % of this one, in which each core keeps its rows of the batch, then its rows of
 the weights (bench/NOTES.md, sessions 6 and 7; the figure moves with the machine's load).
 
 A model trains through it when all of these hold (:func:`unsupported` says which does not):
