@@ -20,15 +20,14 @@ A model trains through it when all of these hold (:func:`unsupported` says which
 
 Everything around the step is the layered step's: the batches, the epoch totals and metrics
 (computed on the probabilities it leaves), callbacks, checkpoints, and the divergence guard,
-whose replays (:meth:`CompiledStep.checked`) make the same gradients with the same kernel and
-apply the same SGD arithmetic, so a replay reproduces the compiled step to the bit.
+whose replays (:meth:`Trainer.checked_step` on :meth:`CompiledStep.gradients`) make the same
+gradients with the same kernel and apply the same SGD arithmetic, so a replay reproduces the
+compiled step to the bit.
 
 The two steps agree to rounding, not to the bit: the products are split by rows, and MKL may
 sum a row-split product in another order (``tests/test_compiled_step.py``).
 """
 from __future__ import annotations
-
-import math
 
 from .layers.dense import Dense
 from .layers.flatten import Flatten
@@ -71,6 +70,15 @@ def _dense_layers(model):
     return layers
 
 
+def _optimizer_problem(optimizer):
+    """Why the compiled step cannot make ``optimizer``'s update, or None."""
+    if type(optimizer) is not SGD:
+        return f"the optimizer is {type(optimizer).__name__}; the compiled step has SGD's update only"
+    if optimizer.clips:
+        return "the optimizer clips gradients (clipping needs every gradient before the first update)"
+    return None
+
+
 def unsupported(model):
     """Why ``model`` (compiled) cannot train through a compiled step, whatever the backend; None
     when it can."""
@@ -84,11 +92,9 @@ def unsupported(model):
         return (f"the output is {layers[-1].activation.name!r} with loss {loss.name!r}"
                 f"{' (from_logits)' if loss.from_logits else ''}; the compiled step needs a softmax output "
                 "with categorical or sparse categorical cross-entropy")
-    optimizer = model.optimizer
-    if type(optimizer) is not SGD:
-        return f"the optimizer is {type(optimizer).__name__}; the compiled step has SGD's update only"
-    if optimizer.clips:
-        return "the optimizer clips gradients (clipping needs every gradient before the first update)"
+    reason = _optimizer_problem(model.optimizer)
+    if reason is not None:
+        return reason
     if len(model.store.groups) != 1:
         return "the parameters have more than one dtype"
     for layer in layers:
@@ -145,7 +151,7 @@ class CompiledStep:
         velocity where it has momentum: a callback may change it during ``fit``) and reads ``x``
         and ``y`` in place (C-contiguous, the model's dtype; integer labels as int64)."""
         optimizer = self.model.optimizer
-        if not self._run.ready or type(optimizer) is not SGD or optimizer.clips:
+        if not self._run.ready or _optimizer_problem(optimizer) is not None:
             return False
         dtype = self.model.ops.dtype(self.model.dtype)
         if optimizer.momentum and "velocity" not in optimizer.state.get(str(dtype), {}):
@@ -174,19 +180,12 @@ class CompiledStep:
             return None
         return self.model.optimizer.apply_fused(lambda lr: self._call(x, yb, lr, True))
 
-    def checked(self, xb, yb):
-        """:meth:`step`, reading the loss and then the gradient before the update (the
-        divergence guard's replay): ``"loss"`` or ``"gradient"`` (nothing applied) when that one
-        is not finite, else None; False when the batch does not suit the kernel. The update is the
-        optimizer's own over the flat buffer: the same element-wise SGD arithmetic as the fused one."""
+    def gradients(self, xb, yb):
+        """The batch's loss sum, with every gradient made and nothing updated (the divergence
+        guard's replay, :meth:`Trainer.checked_step`, which then applies the optimizer's own
+        update over the flat buffer: the same element-wise SGD arithmetic as the fused one), or
+        None (nothing done) when the kernel cannot run now or the batch does not suit it."""
         x = xb.reshape(xb.shape[0], -1)
         if not self._suits(x, yb):
-            return False
-        model, ops = self.model, self.model.ops
-        _, loss = self._call(x, yb, model.optimizer.learning_rate, False)
-        if not math.isfinite(float(loss)):
-            return "loss"
-        if not all(ops.all_finite(grads) for _, grads in model.store.groups.values()):
-            return "gradient"
-        model.optimizer.apply(model.store)
-        return None
+            return None
+        return self._call(x, yb, self.model.optimizer.learning_rate, False)[1]

@@ -258,14 +258,14 @@ class Trainer:
         update: returns ``"loss"`` or ``"gradient"`` (and applies nothing) when that one is not
         finite, else None. The divergence guard replays steps with it."""
         model, ops = self.model, self.model.ops
-        if self.compiled_step is not None:
-            bad = self.compiled_step.checked(xb, yb)
-            if bad is not False:
-                return bad
-        pred, grad, loss_sum = self._loss_and_output_gradient(xb, yb)
+        loss_sum = None if self.compiled_step is None else self.compiled_step.gradients(xb, yb)
+        layered = loss_sum is None  # the compiled step made the gradients already, or left the batch
+        if layered:
+            _, grad, loss_sum = self._loss_and_output_gradient(xb, yb)
         if not math.isfinite(ops.to_float(loss_sum)):
             return "loss"
-        model.backward(grad, through_activation=not model.fused_output)
+        if layered:
+            model.backward(grad, through_activation=not model.fused_output)
         if not all(ops.all_finite(grads) for _, grads in model.store.groups.values()):
             return "gradient"
         model.optimizer.apply(model.store)

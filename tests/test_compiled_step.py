@@ -176,8 +176,8 @@ def test_fit_takes_the_compiled_step_and_ends_where_the_layered_fit_does():
 
 
 def test_replay_of_a_step_reproduces_it_to_the_bit():
-    """The divergence guard's replay (checked) makes the same gradients with the same kernel and
-    applies the same SGD arithmetic over the flat buffer."""
+    """The divergence guard's replay (Trainer.checked_step on CompiledStep.gradients) makes the
+    same gradients with the same kernel and applies the same SGD arithmetic over the flat buffer."""
     model = build(optimizer=OPTIMIZERS["nesterov"]())
     (x, y), = batches(count=1)
     step = plan_or_skip(model)
@@ -187,8 +187,10 @@ def test_replay_of_a_step_reproduces_it_to_the_bit():
         after_step = [model.store.groups["float32"][0].copy(), model.optimizer.state["float32"]["velocity"].copy()]
         model.store.groups["float32"][0][...] = start[0]
         model.optimizer.state["float32"]["velocity"][...] = start[1]
-        assert step.checked(x, y) is None
+        model._trainer.compiled_step = step
+        assert model._trainer.checked_step(x, y) is None
     finally:
+        model._trainer.compiled_step = None
         model.ops.finish()
     np.testing.assert_array_equal(model.store.groups["float32"][0], after_step[0])
     np.testing.assert_array_equal(model.optimizer.state["float32"]["velocity"], after_step[1])
@@ -202,8 +204,11 @@ def test_checked_step_refuses_a_non_finite_loss_and_applies_nothing():
     step = plan_or_skip(model)
     try:
         before = model.store.groups["float32"][0].copy()
-        assert step.checked(x, y) == "loss"
+        assert np.isnan(step.gradients(x, y))  # the kernel takes the batch
+        model._trainer.compiled_step = step
+        assert model._trainer.checked_step(x, y) == "loss"
     finally:
+        model._trainer.compiled_step = None
         model.ops.finish()
     np.testing.assert_array_equal(model.store.groups["float32"][0], before)
     assert model.optimizer.iterations == 0
@@ -238,7 +243,7 @@ def test_a_batch_the_kernel_cannot_read_in_place_is_left_to_the_layered_step():
         assert step.step(np.asfortranarray(x), y) is None
         assert step.step(x.astype(np.float64), y) is None
         assert step.step(x, y.argmax(1).astype(np.int32)) is None
-        assert step.checked(np.asfortranarray(x), y) is False
+        assert step.gradients(np.asfortranarray(x), y) is None
     finally:
         model.ops.finish()
     assert model.optimizer.iterations == 0
@@ -251,7 +256,7 @@ def test_once_the_pool_is_given_back_the_layered_step_takes_over():
     step = plan_or_skip(model)
     try:
         model.ops._blas_threads._pool.remove()
-        assert step.step(x, y) is None and step.checked(x, y) is False
+        assert step.step(x, y) is None and step.gradients(x, y) is None
     finally:
         model.ops.finish()
     assert model.optimizer.iterations == 0

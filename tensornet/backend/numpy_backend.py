@@ -126,7 +126,7 @@ class _MlpStep:
 
     @property
     def ready(self) -> bool:
-        return self._blas_threads.shared and self._blas_threads.mkl is not None
+        return self._blas_threads.mkl is not None  # MKL's GEMM is set only while the pool is shared
 
     def __call__(self, x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
                  weight_decay, update=True):
@@ -304,7 +304,7 @@ class NumpyBackend(Backend):
                           "BLAS stays on one thread and the layered step is the faster one")
         self._blas_threads.for_product(largest_macs)  # shares the pool with MKL where possible
         mkl = self._blas_threads.mkl
-        if mkl is None or dtype.char not in mkl.addresses:
+        if mkl is None:
             return None, f"MKL is not running on the shared pool ({self._blas_threads.reason or 'not loaded'})"
         return _MlpStep(self._blas_threads, mkl.addresses[dtype.char], dtype), None
 
