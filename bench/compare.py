@@ -435,9 +435,16 @@ def run_in_child(name, args):
         done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
             raise SystemExit(f"case {name} failed in its child process:\n{done.stderr}")
-        print(f"  done {name}", file=sys.stderr, flush=True)
         result, = json.loads(out.read_text())
         return result
+
+
+def run_case(name, args, rounds, steps, warmup):
+    """Case ``name``'s result, measured in this process."""
+    for case, sizes, batch, _, _ in CASES:
+        if case == name:
+            return run_step_case(name, sizes, batch, args.device, rounds, steps, warmup)
+    return run_epoch_case(args.device, 1 if args.quick else args.epochs, limit=2000 if args.quick else None)
 
 
 def main(argv=None):
@@ -468,17 +475,11 @@ def main(argv=None):
               f"tensornet BLAS: {info['tensornet_blas']}, device: {args.device}")
     print(header, flush=True)
     order = [c[0] for c in CASES if c[0] in wanted] + [EPOCH_CASE[0]] * (EPOCH_CASE[0] in wanted)
-    if not args.in_process and args.result_json is None:
-        results = [run_in_child(name, args) for name in order]
-    else:
-        results = []
-        for name, sizes, batch, _, _ in CASES:
-            if name in wanted:
-                results.append(run_step_case(name, sizes, batch, args.device, rounds, steps, warmup))
-                print(f"  done {name}", file=sys.stderr, flush=True)
-        if EPOCH_CASE[0] in wanted:
-            results.append(run_epoch_case(args.device, 1 if args.quick else args.epochs,
-                                          limit=2000 if args.quick else None))
+    in_process = args.in_process or args.result_json is not None
+    results = []
+    for name in order:
+        results.append(run_case(name, args, rounds, steps, warmup) if in_process else run_in_child(name, args))
+        print(f"  done {name}", file=sys.stderr, flush=True)
     if args.result_json is not None:
         Path(args.result_json).write_text(json.dumps(results, default=str))
         return results
