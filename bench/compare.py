@@ -2,8 +2,9 @@
 
 For each size, three trainers start from identical weights -- tensornet (SGD, momentum 0.9),
 PyTorch with its default SGD (foreach) and PyTorch with ``SGD(fused=True)`` -- and are timed
-step by step, interleaved round by round (the order rotates each round), so that a burst of
-load from another process hits all of them alike. Before timing, the weights after a few
+step by step, interleaved round by round (the order rotates each round; a trainer's block of
+steps is cut to about ``--block-seconds``), so that a burst of load from another process hits
+all of them alike. Before timing, the weights after a few
 identical steps are compared (the two libraries must train the same network).
 
 Beside them the *GEMM floor*: only the matrix products one step needs (forward x W, backward
@@ -17,13 +18,15 @@ The epoch row trains one whole Fashion-MNIST epoch through ``fit`` (60,000 sampl
 TensorDataset, shuffle=True, loss and accuracy summed per batch).
 
     python bench/compare.py                    # every case, table + bench/results/<name>.json/.txt
-    python bench/compare.py --quick            # a smoke run (CI): tiny repeat counts, no files
+    python bench/compare.py --quick            # a smoke run (CI, bench/test_compare.py): tiny counts, no files
     python bench/compare.py --device cuda      # tensornet on CuPy against PyTorch CUDA
 
 Each case runs in a fresh child process (``--in-process``: all in this one), so that no case
 inherits another's threads, allocations or caches.
 
 Timings: median of per-step wall-clock times (on a GPU each step ends with a synchronise).
+Beside each ratio of medians, the quartiles of the per-round ratio (tensornet's median step in a
+round over PyTorch's in the same round) show how far the host moved it within the run.
 """
 from __future__ import annotations
 
@@ -253,14 +256,33 @@ def gemm_flops(sizes, batch):
     return total
 
 
-def time_interleaved(steppers, rounds, steps, warmup):
-    """{name: [per-step seconds]}, each round running ``steps`` steps of every stepper in turn."""
-    for stepper in steppers.values():
+def time_interleaved(steppers, rounds, steps, warmup, block_seconds=None):
+    """({name: [per-step seconds]}, steps per block): rounds in which every stepper runs a block
+    of steps in turn, the order rotating each round.
+
+    With ``block_seconds``, a block is cut to about that long (at least one step, at most
+    ``steps``) and the rounds are raised so that each stepper still takes ``rounds * steps``
+    timed steps. This host switches between a quiet and a loaded state within a second or two
+    (bench/NOTES.md, session 8): with 1.5 s blocks (20 steps of the 2048 case) one trainer's
+    block could fall in one state and the next trainer's in the other; with short blocks each
+    state is shared out among the trainers alike. Cases with short steps keep ``steps`` per
+    block, so that each block still runs on caches its own steps left warm."""
+    clock = time.perf_counter
+    warm = {}
+    for name, stepper in steppers.items():
+        laps = []
         for _ in range(warmup):
+            t0 = clock()
             stepper.step()
+            laps.append(clock() - t0)
+        warm[name] = statistics.median(laps) if laps else 0.0
+    per_block = steps
+    slowest = max(warm.values(), default=0.0)
+    if block_seconds and slowest > 0:
+        per_block = max(1, min(steps, round(block_seconds / slowest)))
+        rounds = -(-rounds * steps // per_block)
     times = {name: [] for name in steppers}
     names = list(steppers)
-    clock = time.perf_counter
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
@@ -269,15 +291,26 @@ def time_interleaved(steppers, rounds, steps, warmup):
             # OpenMP a little) go to sleep: each trainer is timed as it runs on its own
             time.sleep(0.15)
             step()
-            for _ in range(steps):
+            for _ in range(per_block):
                 t0 = clock()
                 step()
                 record(clock() - t0)
-    return times
+    return times, per_block
+
+
+def paired_ratios(times, per_block, name, reference):
+    """Quartiles (25, 50, 75 %) over the rounds of (``name``'s median step in the round) /
+    (``reference``'s): how far the ratio moves with the host's state within one run."""
+    a, b = times[name], times[reference]
+    ratios = sorted(statistics.median(a[i:i + per_block]) / statistics.median(b[i:i + per_block])
+                    for i in range(0, min(len(a), len(b)), per_block))
+    if len(ratios) < 2:
+        return [ratios[0]] * 3 if ratios else []
+    return statistics.quantiles(ratios, n=4, method="inclusive")
 
 
 # ---------------------------------------------------------------------- cases
-def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True):
+def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True, block_seconds=None):
     import torch
 
     backend = "cupy" if device == "cuda" else "numpy"
@@ -318,7 +351,7 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True)
         blas_threads = getattr(ops, "_blas_threads", None)
         mkl = blas_threads.mkl if blas_threads is not None else None
         steppers["gemm_floor"] = GemmFloor(xp, sizes, batch, ops.synchronize, mkl=mkl)
-        times = time_interleaved(steppers, rounds, steps, warmup)
+        times, per_block = time_interleaved(steppers, rounds, steps, warmup, block_seconds)
     finally:
         ops.finish()
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -329,7 +362,9 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True)
             "ratio_vs_torch_fused": med["tensornet"] / med["torch_fused"],
             "gemm_share": med["gemm_floor"] / med["tensornet"],
             "gemm_gflops": flops / med["gemm_floor"] / 1e9,
-            "steps_timed": len(times["tensornet"]), "max_weight_diff_after_3_steps": max_diff,
+            "steps_timed": len(times["tensornet"]), "steps_per_block": per_block,
+            "ratio_per_round_quartiles": paired_ratios(times, per_block, "tensornet", "torch"),
+            "max_weight_diff_after_3_steps": max_diff,
             "tensornet_step": model._trainer.step_path}
 
 
@@ -431,6 +466,7 @@ def run_in_child(name, args):
         out = Path(folder) / "result.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--device", args.device, "--cases", name,
                    "--rounds", str(args.rounds), "--steps", str(args.steps), "--epochs", str(args.epochs),
+                   "--block-seconds", str(args.block_seconds),
                    "--no-save", "--in-process", "--result-json", str(out)] + ["--quick"] * args.quick
         done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
@@ -443,7 +479,8 @@ def run_case(name, args, rounds, steps, warmup):
     """Case ``name``'s result, measured in this process."""
     for case, sizes, batch, _, _ in CASES:
         if case == name:
-            return run_step_case(name, sizes, batch, args.device, rounds, steps, warmup)
+            return run_step_case(name, sizes, batch, args.device, rounds, steps, warmup,
+                                 block_seconds=args.block_seconds)
     return run_epoch_case(args.device, 1 if args.quick else args.epochs, limit=2000 if args.quick else None)
 
 
@@ -453,7 +490,9 @@ def main(argv=None):
     parser.add_argument("--cases", default=",".join(c[0] for c in CASES) + "," + EPOCH_CASE[0],
                         help="comma-separated case names")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per case")
-    parser.add_argument("--steps", type=int, default=20, help="steps per trainer per round")
+    parser.add_argument("--steps", type=int, default=20, help="steps per trainer per round (at most)")
+    parser.add_argument("--block-seconds", type=float, default=0.3,
+                        help="cut a trainer's block of steps to about this long (more rounds, same step count); 0: never")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per trainer (epoch case)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts, 2,000 samples, no files")
     parser.add_argument("--name", default=None, help="results file stem (default: <device>-<date>)")
@@ -492,6 +531,10 @@ def main(argv=None):
     footer = ("ratio = tensornet / PyTorch default SGD (foreach); r.fused = against SGD(fused=True); "
               "gemm = the step's matrix products alone, one after the other, through tensornet's BLAS; "
               "share = gemm / tensornet.")
+    spread = [f"{res['case']} {'/'.join(f'{q:.2f}' for q in res['ratio_per_round_quartiles'])} "
+              f"({res['steps_per_block']} steps a block)" for res in results if res.get("ratio_per_round_quartiles")]
+    if spread:
+        footer += "\nratio per round, quartiles: " + "; ".join(spread)
     footer += "\ntensornet's step: " + "; ".join(f"{res['case']} {res['tensornet_step']}" for res in results
                                                 if res.get("tensornet_step"))
     print(table)

@@ -1,0 +1,78 @@
+"""bench/compare.py in quick mode (so that it cannot rot), and its interleaving on fake trainers."""
+import statistics
+
+import pytest
+
+import compare
+
+
+class FakeStepper:
+    """A trainer whose steps take no time; records the order in which the trainers ran."""
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def step(self):
+        self.log.append(self.name)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """time.perf_counter advancing by a per-trainer step length; no sleeping."""
+    state = {"now": 0.0, "length": {}, "current": None}
+    monkeypatch.setattr(compare.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(compare.time, "perf_counter", lambda: state["now"])
+
+    class Timed(FakeStepper):
+        def step(self):
+            super().step()
+            state["now"] += state["length"][self.name]
+
+    return state, Timed
+
+
+def test_blocks_cut_to_block_seconds_keep_the_step_count(fake_clock):
+    state, Timed = fake_clock
+    state["length"].update(a=0.075, b=0.080)
+    log = []
+    steppers = {"a": Timed("a", log), "b": Timed("b", log)}
+    times, per_block = compare.time_interleaved(steppers, rounds=15, steps=20, warmup=3, block_seconds=0.3)
+    assert per_block == 4  # 0.3 s / 0.080 s, rounded
+    assert len(times["a"]) == len(times["b"]) == 300  # 75 rounds of 4: as many steps as 15 of 20
+    assert times["a"][0] == pytest.approx(0.075) and times["b"][0] == pytest.approx(0.080)
+    # after the warm-up, every block is an untimed step plus 4 timed ones; the order rotates
+    timed = log[6:]
+    blocks = [timed[i:i + 5] for i in range(0, len(timed), 5)]
+    assert all(len(set(block)) == 1 for block in blocks)
+    assert [block[0] for block in blocks[:4]] == ["a", "b", "b", "a"]
+
+
+def test_short_steps_keep_their_blocks(fake_clock):
+    state, Timed = fake_clock
+    state["length"].update(a=0.004, b=0.006)
+    log = []
+    times, per_block = compare.time_interleaved({"a": Timed("a", log), "b": Timed("b", log)},
+                                                rounds=3, steps=20, warmup=2, block_seconds=0.3)
+    assert per_block == 20 and len(times["a"]) == 60
+    times, per_block = compare.time_interleaved({"a": Timed("a", log)}, rounds=3, steps=20, warmup=2,
+                                                block_seconds=0)
+    assert per_block == 20 and len(times["a"]) == 60
+
+
+def test_paired_ratios_are_per_round_quartiles():
+    # rounds of 2 steps: tensornet / torch = 0.5, 1.0, 2.0, 1.0 per round
+    times = {"tensornet": [1, 1, 2, 2, 4, 4, 3, 3], "torch": [2, 2, 2, 2, 2, 2, 3, 3]}
+    q = compare.paired_ratios(times, 2, "tensornet", "torch")
+    assert q == pytest.approx(statistics.quantiles([0.5, 1.0, 1.0, 2.0], n=4, method="inclusive"))
+    assert q[1] == pytest.approx(1.0)
+    assert compare.paired_ratios({"tensornet": [1.0], "torch": [2.0]}, 1, "tensornet", "torch") == [0.5] * 3
+
+
+def test_quick_run_of_the_smallest_case():
+    pytest.importorskip("torch")
+    result, = compare.main(["--quick", "--cases", "mlp-64", "--in-process", "--result-json", "/dev/null"])
+    assert result["case"] == "mlp-64"
+    assert set(result["median_s"]) == {"tensornet", "torch", "torch_fused", "gemm_floor"}
+    assert all(value > 0 for value in result["median_s"].values())
+    assert result["max_weight_diff_after_3_steps"] < 1e-3  # the two libraries trained the same network
+    assert len(result["ratio_per_round_quartiles"]) == 3
