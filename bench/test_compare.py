@@ -6,26 +6,20 @@ import pytest
 import compare
 
 
-class FakeStepper:
-    """A trainer whose steps take no time; records the order in which the trainers ran."""
-
-    def __init__(self, name, log):
-        self.name, self.log = name, log
-
-    def step(self):
-        self.log.append(self.name)
-
-
 @pytest.fixture
 def fake_clock(monkeypatch):
-    """time.perf_counter advancing by a per-trainer step length; no sleeping."""
-    state = {"now": 0.0, "length": {}, "current": None}
+    """(state, Timed): ``time.perf_counter`` advances by ``state["length"][name]`` at each step of
+    the fake trainer ``Timed(name, log)``, which logs the order the trainers ran in; no sleeping."""
+    state = {"now": 0.0, "length": {}}
     monkeypatch.setattr(compare.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(compare.time, "perf_counter", lambda: state["now"])
 
-    class Timed(FakeStepper):
+    class Timed:
+        def __init__(self, name, log):
+            self.name, self.log = name, log
+
         def step(self):
-            super().step()
+            self.log.append(self.name)
             state["now"] += state["length"][self.name]
 
     return state, Timed
