@@ -93,8 +93,8 @@ class Probe:
         rng = np.random.default_rng(seed)
         self.h = np.maximum(rng.standard_normal((batch, k), dtype=np.float32), 0)
         self.dz = rng.standard_normal((batch, n), dtype=np.float32)
-        self.w0 = (rng.standard_normal((k, n), dtype=np.float32) * 0.02).astype(np.float32)
-        self.v0 = (rng.standard_normal((k, n), dtype=np.float32) * 0.001).astype(np.float32)
+        self.w0 = rng.standard_normal((k, n), dtype=np.float32) * np.float32(0.02)
+        self.v0 = rng.standard_normal((k, n), dtype=np.float32) * np.float32(0.001)
         self.lr, self.momentum, self.tiny = np.float32(LR), np.float32(MOMENTUM), np.finfo(np.float32).tiny
         self.state = {}
         self.variants = {"layered": self._layered_call()}
@@ -102,6 +102,7 @@ class Probe:
             self.variants[f"tiled {rows}"] = self._tiled_call(f"tiled {rows}", rows)
 
     def _buffers(self, name):
+        """A variant's own (W, v, g, dh), W and v starting from the shared initial values."""
         self.state[name] = (self.w0.copy(), self.v0.copy(), np.zeros_like(self.w0), np.zeros_like(self.h))
         return self.state[name]
 
@@ -164,7 +165,8 @@ def time_variants(variants, rounds, calls=5, evict_bytes=64 << 20):
 
 
 def main(argv):
-    k, n, batch, rounds = (int(a) for a in (argv[:4] + ["2048", "2048", "256", "12"][len(argv[:4]):]))
+    defaults = [2048, 2048, 256, 12]  # k, n, batch, rounds
+    k, n, batch, rounds = [int(a) for a in argv[:4]] + defaults[len(argv[:4]):]
     tiles = [int(a) for a in argv[4:]] or [64, 128, 256, 512, 1024]
     probe = Probe(k, n, batch, tiles)
     try:
