@@ -47,7 +47,8 @@ from tensornet.backend.shared_pool import NO_TRANS, TRANS  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
 SGD_MOMENTUM_MODE = 1  # the sgd kernel's mode: v = m v - lr g, w += v
-_sgd_serial = _numba_kernels.sgd[1]
+_sgd_serial = _numba_kernels.sgd[1]  # the kernels' arithmetic, on one thread's slices
+_relu_backward_serial = _numba_kernels.relu_backward[1]
 
 
 @numba.njit(parallel=True, nogil=True)
@@ -66,10 +67,8 @@ def tiled_backward_update(gemm, h, dz, w, v, g, dh, rows, lr, momentum, tiny, th
             # dh[:, r0:r1] = dz W[r0:r1]^T, then * 1[h > 0]
             _gemm_lp64(gemm, NO_TRANS, TRANS, batch, r1 - r0, n, one, dz_addr, n, w_addr + r0 * n * item, n, zero,
                        dh_addr + r0 * item, k)
-            for i in range(batch):
-                out, below = dh[i, r0:r1], h[i, r0:r1]
-                for j in range(r1 - r0):
-                    out[j] = out[j] * (one if below[j] > 0 else zero)
+            for i in range(batch):  # the layered step's relu-gradient kernel, on this tile's columns
+                _relu_backward_serial(dh[i, r0:r1], h[i, r0:r1], dh[i, r0:r1])
             # g[r0:r1] = h[:, r0:r1]^T dz
             _gemm_lp64(gemm, TRANS, NO_TRANS, r1 - r0, n, batch, one, h_addr + r0 * item, k, dz_addr, n, zero,
                        g_addr + r0 * n * item, n)
