@@ -4,8 +4,8 @@ For each size, three trainers start from identical weights -- tensornet (SGD, mo
 PyTorch with its default SGD (foreach) and PyTorch with ``SGD(fused=True)`` -- and are timed
 step by step, interleaved round by round (the order rotates each round; a trainer's block of
 steps is cut to about ``--block-seconds``), so that a burst of load from another process hits
-all of them alike. Before timing, the weights after a few
-identical steps are compared (the two libraries must train the same network).
+all of them alike. Before timing, the weights after three identical steps are compared (the
+two libraries must train the same network).
 
 Beside them the *GEMM floor*: only the matrix products one step needs (forward x W, backward
 x^T dz and dz W^T, the first layer's dx skipped), one after the other, through the BLAS
@@ -17,12 +17,18 @@ The epoch row trains one whole Fashion-MNIST epoch through ``fit`` (60,000 sampl
 128, shuffling, accuracy) against the idiomatic PyTorch loop (DataLoader over a
 TensorDataset, shuffle=True, loss and accuracy summed per batch).
 
-    python bench/compare.py                    # every case, table + bench/results/<name>.json/.txt
+    python bench/compare.py                    # every case: table + bench/results/<name>.{json,txt}
     python bench/compare.py --quick            # a smoke run (CI, bench/test_compare.py): tiny counts, no files
     python bench/compare.py --device cuda      # tensornet on CuPy against PyTorch CUDA
 
 Each case runs in a fresh child process (``--in-process``: all in this one), so that no case
 inherits another's threads, allocations or caches.
+
+tensornet's steps are timed where ``fit`` runs them, through the public API only: each block of
+steps is one ``fit`` call over that many batches (``shuffle=False``), and a callback records the
+wall-clock time from ``on_train_batch_begin`` to ``on_train_batch_end`` of each step (the first
+step of every block, which follows fit's set-up, is not timed). ``model.step_path`` says which
+step ``fit`` took (compiled or layered, and why).
 
 Timings: median of per-step wall-clock times (on a GPU each step ends with a synchronise).
 Beside each ratio of medians, the quartiles of the per-round ratio (tensornet's median step in a
@@ -34,7 +40,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,11 +50,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import tensornet as tn  # noqa: E402
+from harness import (GemmFloor, Stepper, StepTimer, format_table, gemm_flops, machine_info,  # noqa: E402
+                     paired_ratios, time_interleaved)
 from tensornet.layers import Dense  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
 from tensornet.optimizers import SGD  # noqa: E402
-from tensornet.trainer import EpochTotals  # noqa: E402
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -62,77 +67,11 @@ CASES = [
 EPOCH_CASE = ("fmnist-epoch", (784, 512, 512, 10), 128, 0.90)
 
 
-# ---------------------------------------------------------------------- machine
-def machine_info(device):
-    info = {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu": _cpu_model(), "cores": os.cpu_count(), "numpy": np.__version__,
-            "tensornet": getattr(tn, "__version__", "?")}
-    try:
-        cfg = np.show_config(mode="dicts")
-        blas = cfg["Build Dependencies"]["blas"]
-        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:  # older NumPy
-        info["blas"] = "unknown"
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-        info["torch_blas"] = "MKL" if torch.backends.mkl.is_available() else "other"
-    except ImportError:
-        info["torch"] = None
-    for name in ("numba", "numexpr", "cupy"):
-        try:
-            info[name] = __import__(name).__version__
-        except Exception:
-            info[name] = None
-    from tensornet.backend import get_backend
-
-    ops = get_backend("cupy" if device == "cuda" else "numpy")
-    info["tensornet_backend"] = ops.name
-    info["tensornet_accel"] = getattr(ops, "accelerator", "numpy")
-    info["tensornet_blas"] = tensornet_blas(ops, info["blas"])
-    if os.environ.get("BENCH_REFERENCE_BACKEND"):
-        info["tensornet_accel"] = "reference Backend (BENCH_REFERENCE_BACKEND=1)"
-    info["device"] = ops.device_info()
-    try:
-        info["load_average"] = os.getloadavg()
-    except OSError:
-        pass
-    return info
-
-
-def tensornet_blas(ops, numpy_blas):
-    """The BLAS a training step's products go to: MKL (with its version) or NumPy's, and whether
-    it runs on the shared pool (inside fit, as compare.py times it)."""
-    threads = getattr(ops, "_blas_threads", None)
-    if threads is None:
-        return "cuBLAS" if ops.name == "cupy" else numpy_blas
-    ops.start()
-    try:
-        ops.matmul(np.ones((256, 256), np.float32), np.ones((256, 256), np.float32))  # a threaded product
-        mkl, shared = threads.mkl, threads.shared
-    finally:
-        ops.finish()
-    where = "on the shared OpenMP pool" if shared else "on its own threads"
-    return f"{mkl.version if mkl is not None else numpy_blas} ({where})"
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # ---------------------------------------------------------------------- models
-def build_tensornet(sizes, backend, seed=0, metrics=()):
+def build_tensornet(sizes, backend, seed=0, metrics=(), jit_compile="auto"):
     if backend == "numpy" and os.environ.get("BENCH_REFERENCE_BACKEND"):
-        # the "before" of bench/NOTES.md: Backend's reference operations, none of the fast paths
-        from tensornet.backend.base import Backend
+        # Backend's reference operations over NumPy, none of the fast paths
+        from tensornet.backend import Backend
 
         backend = Backend()
     model = Sequential(seed=seed)
@@ -141,7 +80,7 @@ def build_tensornet(sizes, backend, seed=0, metrics=()):
         kwargs = {"input_shape": (sizes[0],)} if i == 0 else {}
         model.add(Dense(units, activation="softmax" if last else "relu", **kwargs))
     model.compile(optimizer=SGD(lr=LR, momentum=MOMENTUM), loss="categorical_crossentropy",
-                  metrics=list(metrics), backend=backend)
+                  metrics=list(metrics), backend=backend, jit_compile=jit_compile)
     return model
 
 
@@ -180,20 +119,34 @@ def torch_weights(net):
 
 
 # ---------------------------------------------------------------------- steppers
-class TensornetStepper:
-    def __init__(self, model, batches):
-        self.model, self.batches, self.i = model, batches, 0
-        self.totals = EpochTotals(model.ops, model.metrics)
+class TensornetStepper(Stepper):
+    """Blocks of steps through ``fit``: ``run(count)`` is one ``fit`` call, one epoch over the
+    next ``count + 1`` batches in order (``shuffle=False``, ``verbose=0``, no divergence guard:
+    the step alone, as PyTorch's loop has none), its first step untimed."""
+
+    def __init__(self, model, x, y, batch):
+        self.model, self.x, self.y, self.batch = model, x, y, batch
+        self.count = x.shape[0] // batch  # batches in x (x holds its batches tiled, see run_step_case)
+        self.cycle, self.i = 8, 0
         self.sync = model.ops.synchronize
 
-    def step(self):
-        xb, yb = self.batches[self.i % len(self.batches)]
-        self.i += 1
-        self.model._trainer.train_step(xb, yb, self.totals)
-        self.sync()
+    def run(self, count):
+        timer = StepTimer(self.sync)
+        self._fit(count, timer)
+        return timer.laps[1:]
+
+    def _fit(self, count, timer):
+        """One ``fit`` over the next ``count + 1`` batches, ``timer`` among its callbacks."""
+        first = self.i % self.cycle
+        if first + count + 1 > self.count:
+            raise ValueError(f"a block of {count + 1} steps needs {first + count + 1} batches; x holds {self.count}")
+        rows = slice(first * self.batch, (first + count + 1) * self.batch)
+        self.model.fit(self.x[rows], self.y[rows], batch_size=self.batch, epochs=1, verbose=0,
+                       shuffle=False, check_finite=False, callbacks=[timer])
+        self.i += count + 1
 
 
-class TorchStepper:
+class TorchStepper(Stepper):
     def __init__(self, net, optimizer, batches, device):
         import torch
 
@@ -211,104 +164,6 @@ class TorchStepper:
         self.sync()
 
 
-class GemmFloor:
-    """Only the matrix products of one training step, one after the other, through the BLAS the
-    backend's step uses (``xp.matmul``: NumPy's OpenBLAS -- on the shared pool inside fit -- or
-    CuPy's cuBLAS; with ``mkl``, MKL's GEMM called directly with its arguments prepared, so the
-    floor carries no framework overhead)."""
-
-    def __init__(self, xp, sizes, batch, sync, mkl=None):
-        rng = np.random.default_rng(1)
-        f = lambda *shape: xp.asarray(rng.standard_normal(shape, dtype=np.float32))  # noqa: E731
-        self.sync = sync
-        self.products = []
-        for i in range(len(sizes) - 1):
-            x, w, dz = f(batch, sizes[i]), f(sizes[i], sizes[i + 1]), f(batch, sizes[i + 1])
-            self.products.append((x, w, xp.empty((batch, sizes[i + 1]), np.float32)))        # z = x W
-            self.products.append((x.T, dz, xp.empty((sizes[i], sizes[i + 1]), np.float32)))   # dW = x^T dz
-            if i > 0:
-                self.products.append((dz, w.T, xp.empty((batch, sizes[i]), np.float32)))      # dx = dz W^T
-        self.matmul = xp.matmul
-        self.calls = None
-        if mkl is not None:
-            from tensornet.backend.numpy_backend import _blas_params
-
-            self.calls = [(mkl.functions[out.dtype.char], _blas_params(a, b, out)) for a, b, out in self.products]
-            self.calls = [(fn, (101, ta, tb, m, n, k, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb, 0.0,
-                                out.ctypes.data, ldc))
-                          for fn, (ta, tb, m, n, k, a, lda, b, ldb, out, ldc) in self.calls]
-
-    def step(self):
-        if self.calls is not None:
-            for function, args in self.calls:
-                function(*args)
-        else:
-            for a, b, out in self.products:
-                self.matmul(a, b, out=out)
-        self.sync()
-
-
-def gemm_flops(sizes, batch):
-    total = 0
-    for i in range(len(sizes) - 1):
-        per = 2 * batch * sizes[i] * sizes[i + 1]
-        total += per * (3 if i > 0 else 2)
-    return total
-
-
-def time_interleaved(steppers, rounds, steps, warmup, block_seconds=None):
-    """({name: [per-step seconds]}, steps per block): rounds in which every stepper runs a block
-    of steps in turn, the order rotating each round.
-
-    With ``block_seconds``, a block is cut to about that long (at least one step, at most
-    ``steps``) and the rounds are raised so that each stepper still takes ``rounds * steps``
-    timed steps. This host switches between a quiet and a loaded state within a second or two
-    (bench/NOTES.md, session 8): with 1.5 s blocks (20 steps of the 2048 case) one trainer's
-    block could fall in one state and the next trainer's in the other; with short blocks each
-    state is shared out among the trainers alike. Cases with short steps keep ``steps`` per
-    block, so that each block still runs on caches its own steps left warm."""
-    clock = time.perf_counter
-    warm = {}
-    for name, stepper in steppers.items():
-        laps = []
-        for _ in range(warmup):
-            t0 = clock()
-            stepper.step()
-            laps.append(clock() - t0)
-        warm[name] = statistics.median(laps) if laps else 0.0
-    per_block = steps
-    slowest = max(warm.values(), default=0.0)
-    if block_seconds and slowest > 0:
-        per_block = max(1, min(steps, round(block_seconds / slowest)))
-        rounds = -(-rounds * steps // per_block)
-    times = {name: [] for name in steppers}
-    names = list(steppers)
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            step, record = steppers[name].step, times[name].append
-            # let the previous block's idle threads (OpenBLAS spins ~0.1 s after a product,
-            # OpenMP a little) go to sleep: each trainer is timed as it runs on its own
-            time.sleep(0.15)
-            step()
-            for _ in range(per_block):
-                t0 = clock()
-                step()
-                record(clock() - t0)
-    return times, per_block
-
-
-def paired_ratios(times, per_block, name, reference):
-    """Quartiles (25, 50, 75 %) over the rounds of (``name``'s median step in the round) /
-    (``reference``'s): how far the ratio moves with the host's state within one run."""
-    a, b = times[name], times[reference]
-    ratios = sorted(statistics.median(a[i:i + per_block]) / statistics.median(b[i:i + per_block])
-                    for i in range(0, min(len(a), len(b)), per_block))
-    if len(ratios) < 2:
-        return [ratios[0]] * 3 if ratios else []
-    return statistics.quantiles(ratios, n=4, method="inclusive")
-
-
 # ---------------------------------------------------------------------- cases
 def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True, block_seconds=None):
     import torch
@@ -322,38 +177,31 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True,
     xs = [rng.standard_normal((batch, sizes[0]), dtype=np.float32) for _ in range(n_batches)]
     labels = [rng.integers(0, sizes[-1], batch) for _ in range(n_batches)]
     onehots = [np.eye(sizes[-1], dtype=np.float32)[lab] for lab in labels]
-    tn_batches = [(ops.asarray(x), ops.asarray(y)) for x, y in zip(xs, onehots)]
+    # the 8 batches tiled so that any block of up to max(steps, warmup, 3) + 1 steps starting at
+    # any of them is one contiguous slice: fit trains on it in order, as PyTorch cycles the batches
+    tiles = -(-(n_batches + max(steps, warmup, 3) + 1) // n_batches)
+    x_all, y_all = ops.asarray(np.concatenate(xs * tiles)), ops.asarray(np.concatenate(onehots * tiles))
     th_batches = [(torch.from_numpy(x).to(device), torch.from_numpy(lab).to(device))
                   for x, lab in zip(xs, labels)]
 
-    steppers = {"tensornet": TensornetStepper(model, tn_batches)}
+    steppers = {"tensornet": TensornetStepper(model, x_all, y_all, batch)}
     for label, fused in (("torch", False), ("torch_fused", True)):
         net, opt = build_torch(sizes, weights, device, fused)
         steppers[label] = TorchStepper(net, opt, th_batches, device)
 
     max_diff = None
-    xp = ops.xp
-    ops.start()  # as fit does: BLAS on the shared pool where it can be (the floor's products too)
-    try:
-        model._trainer.prepare_step(batch)  # as fit does: the compiled step where the model allows it
-        if check:  # same trajectory first: a few identical steps, then compare every weight
-            for _ in range(3):
-                for stepper in steppers.values():
-                    stepper.step()
-            a = model.get_weights()
-            max_diff = 0.0
-            for label in ("torch", "torch_fused"):
-                b = torch_weights(steppers[label].net)
-                max_diff = max(max_diff, max(float(np.max(np.abs(u - v))) for u, v in zip(a, b)))
-            if max_diff > 1e-3:
-                raise SystemExit(f"{name}: tensornet and PyTorch diverge after 3 steps (max |dw| = {max_diff:.2e})")
-        ops.matmul(*steppers["tensornet"].batches[0][:1], model.layers[0].weights["kernel"])  # loads it
-        blas_threads = getattr(ops, "_blas_threads", None)
-        mkl = blas_threads.mkl if blas_threads is not None else None
-        steppers["gemm_floor"] = GemmFloor(xp, sizes, batch, ops.synchronize, mkl=mkl)
-        times, per_block = time_interleaved(steppers, rounds, steps, warmup, block_seconds)
-    finally:
-        ops.finish()
+    if check:  # same trajectory first: three identical steps, then compare every weight
+        for stepper in steppers.values():
+            stepper.run(2)
+        a = model.get_weights()
+        max_diff = 0.0
+        for label in ("torch", "torch_fused"):
+            b = torch_weights(steppers[label].net)
+            max_diff = max(max_diff, max(float(np.max(np.abs(u - v))) for u, v in zip(a, b)))
+        if max_diff > 1e-3:
+            raise SystemExit(f"{name}: tensornet and PyTorch diverge after 3 steps (max |dw| = {max_diff:.2e})")
+    steppers["gemm_floor"] = GemmFloor(ops, sizes, batch)
+    times, per_block = time_interleaved(steppers, rounds, steps, warmup, block_seconds)
     med = {k: statistics.median(v) for k, v in times.items()}
     flops = gemm_flops(sizes, batch)
     return {"case": name, "sizes": list(sizes), "batch": batch, "device": device,
@@ -365,7 +213,7 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True,
             "steps_timed": len(times["tensornet"]), "steps_per_block": per_block,
             "ratio_per_round_quartiles": paired_ratios(times, per_block, "tensornet", "torch"),
             "max_weight_diff_after_3_steps": max_diff,
-            "tensornet_step": model._trainer.step_path}
+            "tensornet_step": model.step_path}
 
 
 def run_epoch_case(device, repeats, limit=None):
@@ -421,44 +269,13 @@ def run_epoch_case(device, repeats, limit=None):
     return {"case": name, "sizes": list(sizes), "batch": batch, "device": device, "samples": int(len(x)),
             "median_s": med, "samples_per_s": {k: len(x) / v for k, v in med.items()},
             "ratio_vs_torch": med["tensornet"] / med["torch"], "epochs_timed": repeats,
-            "first_epoch_loss": {k: v[0] for k, v in losses.items()}, "tensornet_step": model._trainer.step_path}
+            "first_epoch_loss": {k: v[0] for k, v in losses.items()}, "tensornet_step": model.step_path}
 
 
-# ---------------------------------------------------------------------- report
-def format_table(results, targets):
-    lines = []
-    head = (f"{'case':<10} {'batch':>5} {'tensornet':>10} {'torch':>9} {'t.fused':>9} {'ratio':>6} "
-            f"{'r.fused':>7} {'gemm':>8} {'share':>6} {'tn samples/s':>13} {'target':>10}  met")
-    lines.append(head)
-    lines.append("-" * len(head))
-    for res in results:
-        med = res["median_s"]
-        target = targets.get(res["case"], (None, None))
-        ok = target[0] is None or res["ratio_vs_torch"] <= target[0]
-        tgt = f"<={target[0]:.2f}" if target[0] else ""
-        if "gemm_floor" in med:
-            if target[1] is not None:
-                ok = ok and res["gemm_share"] >= target[1]
-                tgt += f",{int(target[1] * 100)}%"
-            lines.append(
-                f"{res['case']:<10} {res['batch']:>5} {med['tensornet'] * 1e3:>8.3f}ms {med['torch'] * 1e3:>7.3f}ms "
-                f"{med['torch_fused'] * 1e3:>7.3f}ms {res['ratio_vs_torch']:>6.2f} {res['ratio_vs_torch_fused']:>7.2f} "
-                f"{med['gemm_floor'] * 1e3:>6.3f}ms {res['gemm_share'] * 100:>5.0f}% "
-                f"{res['samples_per_s']['tensornet']:>13,.0f} {tgt:>10}  {'yes' if ok else 'NO'}")
-        else:
-            lines.append(
-                f"{res['case']:<10} {res['batch']:>5} {med['tensornet']:>9.3f}s {med['torch']:>8.3f}s "
-                f"{'':>9} {res['ratio_vs_torch']:>6.2f} {'':>7} {'':>8} {'':>6} "
-                f"{res['samples_per_s']['tensornet']:>13,.0f} {tgt:>10}  {'yes' if ok else 'NO'}")
-        res["target_met"] = ok
-    return "\n".join(lines)
-
-
+# ---------------------------------------------------------------------- running
 def run_in_child(name, args):
     """Case ``name``'s result, measured in a fresh Python process, so that no case inherits
-    another's threads, allocations or caches. (I suspected that 784-2048-2048-10 suffered after the
-    other cases: 0.88 alone, 0.98-1.03 after them. Per-case processes then gave 0.83 and 1.02 in
-    two runs: the host's noise is larger than any such effect; bench/NOTES.md, session 7.)"""
+    another's threads, allocations or caches."""
     import subprocess
     import tempfile
 
@@ -495,7 +312,8 @@ def main(argv=None):
                         help="cut a trainer's block of steps to about this long (more rounds, same step count); 0: never")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per trainer (epoch case)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts, 2,000 samples, no files")
-    parser.add_argument("--name", default=None, help="results file stem (default: <device>-<date>)")
+    parser.add_argument("--name", default=None,
+                        help="results file stem (default: <device>-<cores>core-<YYYY-MM-DD>-compare)")
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--in-process", action="store_true",
                         help="run every case in this process (default: each case in a fresh child process)")
@@ -540,8 +358,9 @@ def main(argv=None):
     print(table)
     print(footer)
     if not args.quick and not args.no_save:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        stem = args.name or f"{args.device}-{stamp}"
+        now = datetime.datetime.now()
+        stamp = now.strftime("%Y%m%d-%H%M%S")
+        stem = args.name or f"{args.device}-{os.cpu_count()}core-{now:%Y-%m-%d}-compare"
         out = ROOT / "bench" / "results"
         out.mkdir(parents=True, exist_ok=True)
         info["load_average_after"] = os.getloadavg()

@@ -10,6 +10,7 @@ timing it, and records a rate (GFLOP/s, GB/s or samples/s) in ``extra_info``.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tensornet.backend import cupy_status  # noqa: E402
-from tensornet.backend.numpy_backend import NumpyBackend  # noqa: E402
+from tensornet.backend import NumpyBackend, cupy_status  # noqa: E402
 
 BACKENDS = ["numpy", "numpy-plain", pytest.param("cupy", marks=pytest.mark.gpu)]
 
@@ -32,9 +32,18 @@ def make_backend(name):
         from tensornet.backend.cupy_backend import CupyBackend
 
         return CupyBackend()
-    backend = NumpyBackend()
-    if name == "numpy-plain":
-        backend._set_kernels("numpy")
+    if name == "numpy":
+        return NumpyBackend()
+    saved = os.environ.get("TENSORNET_CPU_KERNELS")  # numpy-plain: the kernels' switch, read at construction
+    os.environ["TENSORNET_CPU_KERNELS"] = "numpy"
+    try:
+        backend = NumpyBackend()
+    finally:
+        if saved is None:
+            del os.environ["TENSORNET_CPU_KERNELS"]
+        else:
+            os.environ["TENSORNET_CPU_KERNELS"] = saved
+    assert backend.accelerator == "numpy"
     return backend
 
 

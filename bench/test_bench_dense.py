@@ -4,16 +4,18 @@ import pytest
 
 from conftest import host, rand
 from tensornet.layers import Dense
-from tensornet.parameters import ParameterStore
+from tensornet.models import Sequential
 
 CASES = [(128, 784, 512), (128, 512, 512), (32, 784, 64), (256, 2048, 2048)]
 
 
 def _layer(ops, fan_in, fan_out, needs_input_grad=True):
-    layer = Dense(fan_out, activation="relu")
-    layer.build((fan_in,), ops=ops, dtype="float32")
-    ParameterStore(ops, [layer])
-    layer.initialize(ops.rng(0))
+    """A built relu Dense layer of a one-layer model on ``ops`` (its weights views into the
+    model's flat buffer, as in training), bias -0.1 ... 0.1, computing dL/dx when asked
+    (``needs_input_grad``: a first layer otherwise skips it)."""
+    model = Sequential([Dense(fan_out, activation="relu", input_shape=(fan_in,))], seed=0)
+    model.compile(optimizer="sgd", loss="mse", backend=ops)
+    layer = model.layers[0]
     layer.weights["bias"][...] = ops.asarray(np.linspace(-0.1, 0.1, fan_out, dtype=np.float32))
     layer.needs_input_grad = needs_input_grad
     return layer

@@ -1,53 +1,50 @@
-"""One whole training step (forward, fused loss, backward, SGD over the flat buffer) -- layer by
-layer, and as the compiled step ``fit`` takes where it can (tensornet/compiled_step.py) -- and
-one Fashion-MNIST epoch through ``fit`` (shuffling, accuracy, the last partial batch)."""
+"""Training steps through ``fit`` -- layer by layer (``jit_compile=False``) and through the
+compiled whole-step kernel where ``fit`` takes it (``jit_compile=True``) -- and one Fashion-MNIST
+epoch through ``fit`` (shuffling, accuracy, the last partial batch)."""
 import numpy as np
 import pytest
 
 from tensornet.layers import Dense
 from tensornet.models import Sequential
 from tensornet.optimizers import SGD
-from tensornet.trainer import EpochTotals
 
 MODELS = {"784-64-10": ((784, 64, 10), 32), "784-512-512-10": ((784, 512, 512, 10), 128),
           "784-2048-2048-10": ((784, 2048, 2048, 10), 256)}
+STEPS = 4  # batches per timed fit call
 
 
-def build(ops, sizes, metrics=()):
+def build(ops, sizes, metrics=(), jit_compile="auto"):
     model = Sequential(seed=0)
     for i, units in enumerate(sizes[1:]):
         kwargs = {"input_shape": (sizes[0],)} if i == 0 else {}
         model.add(Dense(units, activation="softmax" if i == len(sizes) - 2 else "relu", **kwargs))
     model.compile(optimizer=SGD(lr=0.01, momentum=0.9), loss="categorical_crossentropy",
-                  metrics=list(metrics), backend=ops)
+                  metrics=list(metrics), backend=ops, jit_compile=jit_compile)
     return model
 
 
 @pytest.mark.parametrize("step", ["layered", "compiled"])
 @pytest.mark.parametrize("name", list(MODELS))
-def test_train_step(run, ops, name, step):
+def test_train_steps(run, ops, name, step):
+    """``STEPS`` steps through one ``fit`` call (in order, no shuffling, no progress output)."""
     sizes, batch = MODELS[name]
-    model = build(ops, sizes)
-    trainer = model._trainer
+    model = build(ops, sizes, jit_compile=step == "compiled")
     rng = np.random.default_rng(0)
-    x = ops.asarray(rng.standard_normal((batch, sizes[0])).astype(np.float32))
-    y = ops.asarray(np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)])
-    totals = EpochTotals(ops, model.metrics)
-    ops.start()  # as fit does
+    x = ops.asarray(rng.standard_normal((STEPS * batch, sizes[0])).astype(np.float32))
+    y = ops.asarray(np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], STEPS * batch)])
+    fit = {"batch_size": batch, "epochs": 1, "verbose": 0, "shuffle": False}
+    before = model.get_weights()
     try:
-        if step == "compiled":
-            trainer.prepare_step(batch)
-            if trainer.compiled_step is None:
-                pytest.skip(f"fit takes the {trainer.step_path} step here")
-        before = [w.copy() for w in model.get_weights()]
-        trainer.train_step(x, y, totals)
-        after = model.get_weights()
-        assert all(np.isfinite(w).all() for w in after)
-        assert any(not np.array_equal(a, b) for a, b in zip(before, after))  # the step moved the weights
-        run(trainer.train_step, x, y, totals, rate=(batch, "samples/s"))
-    finally:
-        trainer.compiled_step = None
-        ops.finish()
+        model.fit(x, y, **fit)
+    except ValueError as exc:  # jit_compile=True where fit cannot compile this model's step
+        if step != "compiled" or "jit_compile=True" not in str(exc):
+            raise
+        pytest.skip(str(exc))
+    assert model.step_path.startswith(step)
+    after = model.get_weights()
+    assert all(np.isfinite(w).all() for w in after)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))  # the steps moved the weights
+    run(model.fit, x, y, **fit, rate=(STEPS * batch, "samples/s"))
 
 
 def test_fashion_mnist_epoch(run, ops, quick, benchmark):

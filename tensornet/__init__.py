@@ -1,12 +1,12 @@
 """tensornet: Keras' simplicity, hand-fused speed. NumPy on the CPU, CuPy on NVIDIA GPUs."""
-__version__ = "0.1.0"
 
+from .version import __version__
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models,
                optimizers, schedules, utils)
 from .backend import get_backend, set_backend, use_backend
 from .models import Sequential
 
-_LAZY = ("datasets", "interop", "plot", "progress", "saving")
+_LAZY = ("datasets", "interop", "plot")
 
 __all__ = ["activations", "backend", "callbacks", "initializers", "layers", "losses", "metrics",
            "models", "optimizers", "schedules", "utils", *_LAZY, "Sequential", "get_backend",

@@ -90,9 +90,9 @@ def load(dataset, path):
 
 def train(args) -> float:
     from .backend import get_backend, use_backend
-    from .layers import Dense, Flatten
+    from .nn.layers import Dense, Flatten
     from .models import Sequential
-    from .optimizers import SGD
+    from .optim.optimizers import SGD
     from .utils import to_categorical
 
     if args.deterministic:
@@ -129,11 +129,11 @@ def train(args) -> float:
         save_path = args.save or (args.resume if args.resume and not os.path.isdir(args.resume) else None)
         callbacks = []
         if save_path:
-            from .callbacks import ModelCheckpoint
+            from .training.callbacks import ModelCheckpoint
 
             callbacks.append(ModelCheckpoint(save_path))
         if checkpoint_dir:
-            from .callbacks import Checkpoints
+            from .training.callbacks import Checkpoints
 
             callbacks.append(Checkpoints(checkpoint_dir, every_epochs=args.checkpoint_every_epochs,
                                          every_steps=args.checkpoint_every_steps, keep=args.keep_checkpoints))
@@ -162,7 +162,7 @@ def _resume(path):
     """The model saved at ``path``: a model file, or the newest complete checkpoint in a
     checkpoint directory."""
     if os.path.isdir(path):
-        from .checkpoints import CheckpointDirectory, load_checkpoint
+        from .models import CheckpointDirectory, load_checkpoint
 
         source = CheckpointDirectory(path).newest()
         if source is None:
@@ -182,7 +182,7 @@ def _resume(path):
 def _refuse_to_overwrite_run(directory):
     """A fresh run must not mix its checkpoints with another run's."""
     if directory and os.path.isdir(directory):
-        from .checkpoints import CheckpointDirectory
+        from .models import CheckpointDirectory
 
         newest = CheckpointDirectory(directory).newest(verify=False)
         if newest is not None:
@@ -192,7 +192,7 @@ def _refuse_to_overwrite_run(directory):
 
 def _learning_rate(args, examples):
     """The schedule --schedule names: cosine decay to 0 over the run's steps, or inverse time."""
-    from .schedules import CosineDecay, InverseTimeDecay
+    from .optim.schedules import CosineDecay, InverseTimeDecay
 
     if args.schedule == "inverse_time":
         return InverseTimeDecay(args.lr, 1, args.decay)
@@ -208,7 +208,7 @@ def _total_steps(args, examples):
 def _warn_if_schedule_ends(schedule, args, examples):
     """A resumed cosine schedule keeps the length of the run it started in: say so when
     --epochs now asks for steps beyond its end (they would use its final rate)."""
-    from .schedules import CosineDecay
+    from .optim.schedules import CosineDecay
 
     total_steps = _total_steps(args, examples)
     if isinstance(schedule, CosineDecay) and total_steps > schedule.decay_steps:
@@ -221,22 +221,22 @@ def _write_outputs(model, save_path, args):
     """The final model (--save), the history (--history, or beside the model) and the plot (--plot)."""
     import os
 
-    from . import saving
+    from .models import history as saving_history
 
     if save_path:
         model.save(save_path)
         print(f"saved model to {save_path}", flush=True)
-    logs, epochs = saving.full_history(model)
+    logs, epochs = saving_history.full_history(model)
     history_path = args.history
     if history_path is None and save_path:
         history_path = os.path.splitext(save_path)[0] + ".history.csv"
     if history_path:
-        saving.write_history(logs, epochs, history_path)
+        saving_history.write_history(logs, epochs, history_path)
         print(f"wrote history to {history_path}", flush=True)
     if args.plot:
         from . import plot
 
-        from .callbacks import History
+        from .training.callbacks import History
 
         history = History()
         history.history, history.epoch = logs, epochs
@@ -248,7 +248,7 @@ def _write_outputs(model, save_path, args):
 def info() -> None:
     import numpy
 
-    from . import __version__
+    from .version import __version__
     from .backend import cupy_status, get_backend
 
     print(f"tensornet {__version__}")
@@ -265,7 +265,7 @@ def info() -> None:
 
 
 def main(argv=None) -> int:
-    from .errors import DeviceOutOfMemoryError, DivergenceError, TrainingInterrupted
+    from .training.errors import DeviceOutOfMemoryError, DivergenceError, TrainingInterrupted
 
     args = build_parser().parse_args(argv)
     try:
@@ -298,7 +298,7 @@ def _newest_checkpoint_note(args) -> str:
     directory = _checkpoint_dir(args)
     if not directory or not os.path.isdir(directory):
         return ""
-    from .checkpoints import CheckpointDirectory
+    from .models import CheckpointDirectory
 
     newest = CheckpointDirectory(directory).newest()
     return f" The newest checkpoint, {newest}, is intact." if newest else ""

@@ -81,9 +81,9 @@ def write_bytes(path, data):
 
 def write_archive(path, case):
     """A ``(header, arrays)`` case, written as an archive (valid checksum); returns its bytes."""
-    from tensornet import saving
+    from tensornet.io import archive
 
-    saving.write_archive(path, *case)
+    archive.write_archive(path, *case)
     return path.read_bytes()
 
 

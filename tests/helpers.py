@@ -96,7 +96,7 @@ def away_from_zero(rng, shape, low=1e-3, high=2.0):
 
 
 class FakeStore:
-    """A stand-in for :class:`tensornet.parameters.ParameterStore`: ``ops``, ``groups`` mapping a
+    """A stand-in for :class:`tensornet.nn.parameters.ParameterStore`: ``ops``, ``groups`` mapping a
     dtype name to flat ``(params, grads)`` buffers, and ``views()`` yielding
     ``(layer, name, weight view, gradient view)`` for slices of them."""
 
@@ -134,8 +134,8 @@ def model_batch_loss(model, x, y):
 
 
 def model_analytic_gradient(model, x, y):
-    """Trainer.train_step's order: forward, loss gradient (fused: w.r.t. the logits), backward;
-    returns a copy of the flat gradient buffer."""
+    """The layered step's order, written out: forward, loss gradient (fused: w.r.t. the logits),
+    backward; returns a copy of the flat gradient buffer."""
     ops = model.ops
     pred = model.forward(x, training=True)
     grad = np.empty_like(pred)

@@ -85,7 +85,8 @@ def _check_directory(directory, report):
 
 def _compare(reference, result, report):
     """Weights, optimizer state, step count and history of two saved models, bit for bit."""
-    from tensornet.saving import full_history, read_archive
+    from tensornet.io.archive import read_archive
+    from tensornet.models.history import full_history
     from tensornet.models import load_model
 
     a, b = load_model(reference), load_model(result)

@@ -4,7 +4,8 @@ import pytest
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
-from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads, numpy_blas_controller  # noqa: E402
+from tensornet.backend.blas_library import numpy_blas_controller  # noqa: E402
+from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads  # noqa: E402
 from tensornet.backend.numpy_backend import NumpyBackend  # noqa: E402
 
 

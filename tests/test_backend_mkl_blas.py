@@ -5,8 +5,8 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("threadpoolctl")
 
-from tensornet.backend import _numba_kernels, mkl_blas, shared_pool  # noqa: E402
-from tensornet.backend.blas_threads import numpy_blas_controller  # noqa: E402
+from tensornet.backend import _numba_threads, blas_library, mkl_blas  # noqa: E402
+from tensornet.backend.blas_library import numpy_blas_controller  # noqa: E402
 from tensornet.backend.numpy_backend import NumpyBackend  # noqa: E402
 from tensornet.layers import Dense  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
@@ -17,9 +17,9 @@ def mkl_ops():
     """A backend inside a loop whose products go to MKL."""
     if mkl_blas.find_mkl_rt() is None:
         pytest.skip("the mkl package is not installed")
-    reason = shared_pool.unavailable_reason(numpy_blas_controller())
-    if reason is not None or _numba_kernels.THREADING_LAYER != "omp":
-        pytest.skip(f"the pool cannot be shared here: {reason or _numba_kernels.THREADING_LAYER}")
+    reason = blas_library.unavailable_reason(numpy_blas_controller())
+    if reason is not None or _numba_threads.THREADING_LAYER != "omp":
+        pytest.skip(f"the pool cannot be shared here: {reason or _numba_threads.THREADING_LAYER}")
     ops = NumpyBackend()
     ops.start()
     ops.matmul(np.ones((256, 256), np.float32), np.ones((256, 256), np.float32))  # a threaded product
@@ -78,7 +78,7 @@ def test_training_with_mkl_follows_numpy_blas(monkeypatch):
         history = model.fit(x, y, batch_size=128, epochs=3, verbose=0)
         runs.append((model.get_weights(), history.history["loss"], seen))
     (w_mkl, loss_mkl, seen_mkl), (w_np, loss_np, seen_np) = runs
-    if shared_pool.unavailable_reason(numpy_blas_controller()) is None and _numba_kernels.THREADING_LAYER == "omp":
+    if blas_library.unavailable_reason(numpy_blas_controller()) is None and _numba_threads.THREADING_LAYER == "omp":
         assert all(seen_mkl) and not any(seen_np)
     for a, b in zip(w_mkl, w_np):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

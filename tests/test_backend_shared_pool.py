@@ -12,9 +12,10 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("threadpoolctl")
 
-from tensornet.backend import _numba_kernels, mkl_blas, numpy_backend, shared_pool  # noqa: E402
+from tensornet.backend import _numba_kernels, _numba_threads, blas_library, mkl_blas, numpy_backend, shared_pool  # noqa: E402
 from tensornet.callbacks import Callback  # noqa: E402
-from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads, numpy_blas_controller  # noqa: E402
+from tensornet.backend.blas_library import numpy_blas_controller  # noqa: E402
+from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads  # noqa: E402
 from tensornet.backend.numpy_backend import NumpyBackend  # noqa: E402
 from tensornet.layers import Dense  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
@@ -30,11 +31,11 @@ def installed_callback():
 
 @pytest.fixture
 def shareable():
-    reason = shared_pool.unavailable_reason(numpy_blas_controller())
+    reason = blas_library.unavailable_reason(numpy_blas_controller())
     if reason is not None:
         pytest.skip(f"the pool cannot be shared here: {reason}")
-    if _numba_kernels.THREADING_LAYER != "omp":
-        pytest.skip(f"Numba's threading layer is {_numba_kernels.THREADING_LAYER!r}")
+    if _numba_threads.THREADING_LAYER != "omp":
+        pytest.skip(f"Numba's threading layer is {_numba_threads.THREADING_LAYER!r}")
     assert installed_callback() == 0
     yield
     assert installed_callback() == 0  # every test leaves OpenBLAS with its own threads
@@ -115,7 +116,7 @@ def test_training_is_the_same_with_and_without_the_shared_pool(shareable, monkey
     x, y = small_data()
     weights = []
     for setting in ("auto", "0"):
-        monkeypatch.setenv(shared_pool.ENV, setting)
+        monkeypatch.setenv(blas_library.ENV, setting)
         model = small_model(NumpyBackend())
         model.fit(x, y, batch_size=128, epochs=2, verbose=0)
         weights.append(model.get_weights())
@@ -123,13 +124,13 @@ def test_training_is_the_same_with_and_without_the_shared_pool(shareable, monkey
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("variable, value", [(shared_pool.ENV, "0"), ("OMP_THREAD_LIMIT", "1"),
+@pytest.mark.parametrize("variable, value", [(blas_library.ENV, "0"), ("OMP_THREAD_LIMIT", "1"),
                                              ("OMP_DYNAMIC", "true")])
 def test_settings_that_rule_it_out(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
-    reason = shared_pool.unavailable_reason(numpy_blas_controller())
+    reason = blas_library.unavailable_reason(numpy_blas_controller())
     assert reason is not None and variable in reason
-    assert shared_pool.choose_threading_layer(numpy_blas_controller()) == "workqueue"
+    assert blas_library.choose_threading_layer(numpy_blas_controller()) == "workqueue"
     pool = shared_pool.SharedBlasPool(numpy_blas_controller())
     assert pool.install() == 0 and not pool.active
 
@@ -137,8 +138,8 @@ def test_settings_that_rule_it_out(monkeypatch, variable, value):
 def test_another_blas_has_no_setter():
     class Other:
         internal_api = "mkl"
-    assert shared_pool.callback_setter(Other()) is None
-    assert shared_pool.callback_setter(None) is None
+    assert blas_library.callback_setter(Other()) is None
+    assert blas_library.callback_setter(None) is None
 
 
 def _fit_in_child(queue):
@@ -178,7 +179,8 @@ def test_more_blas_threads_than_pool_threads_are_capped(shareable):
     script = textwrap.dedent("""
         import numpy as np
         from tensornet.backend import _numba_kernels  # picks Numba's layer before any launch
-        from tensornet.backend.blas_threads import BlasThreads, numpy_blas_controller
+        from tensornet.backend.blas_library import numpy_blas_controller
+        from tensornet.backend.blas_threads import BlasThreads
         import numba
         numba.set_num_threads(2)
         controller = numpy_blas_controller()
@@ -308,10 +310,10 @@ def test_products_from_other_threads_while_the_pool_is_shared(shareable):
 def test_info_says_how_threads_are_shared(monkeypatch):
     controller = numpy_blas_controller()
     text = shared_pool.describe(controller)
-    if shared_pool.unavailable_reason(controller) is None and _numba_kernels.THREADING_LAYER == "omp":
+    if blas_library.unavailable_reason(controller) is None and _numba_threads.THREADING_LAYER == "omp":
         assert "one GNU OpenMP pool" in text
         assert ("MKL" in text) == (mkl_blas.find_mkl_rt() is not None)
     assert NumpyBackend().device_info()["cpu_threads"] == text
-    monkeypatch.setenv(shared_pool.ENV, "0")
-    assert shared_pool.describe(controller) == f"BLAS on its own threads ({shared_pool.ENV}=0)"
+    monkeypatch.setenv(blas_library.ENV, "0")
+    assert shared_pool.describe(controller) == f"BLAS on its own threads ({blas_library.ENV}=0)"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tensornet as tn
-from tensornet import trainer as trainer_module
+from tensornet.training import epoch as trainer_module
 from tensornet.callbacks import (BatchLogs, Callback, CallbackList, CSVLogger, EarlyStopping, History,
                                  LambdaCallback, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau,
                                  TerminateOnNaN)

@@ -11,7 +11,8 @@ from helpers import numpy_backend, stateful_classifier, three_class_data  # noqa
 from tensornet.callbacks import Checkpoints, LambdaCallback
 from tensornet.checkpoints import CheckpointDirectory, ResumePoint, load_checkpoint, save_checkpoint
 from tensornet.optimizers import SGD, Adam
-from tensornet.saving import full_history, read_archive, write_archive
+from tensornet.io.archive import read_archive, write_archive
+from tensornet.models.history import full_history
 
 
 class Stop(Exception):

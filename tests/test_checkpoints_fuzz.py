@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fuzzing import byte_mutations, report_and_check, run_written, write_archive, write_bytes
 from test_saving_fuzz import load_counted, make_model
-from tensornet import saving
+from tensornet.io import archive
 from tensornet.callbacks import Checkpoints, LambdaCallback
 from tensornet.checkpoints import CheckpointDirectory, load_checkpoint
 from tensornet.utils import to_categorical
@@ -47,7 +47,7 @@ class Taken:
         self.directory = directory
         self.older, self.path = CheckpointDirectory(directory).paths()
         self.data = open(self.path, "rb").read()
-        self.header, self.arrays = saving.read_archive(self.path)
+        self.header, self.arrays = archive.read_archive(self.path)
         self.expected = load_checkpoint(self.path)
         assert self.expected.resume_point.batch == 2 and self.expected.resume_point.order is not None
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tensornet import activations, initializers, layers, losses, optimizers
+from tensornet.nn import activations as nn_activations, initializers as nn_initializers, losses as nn_losses
+from tensornet.optim import optimizers as optim_optimizers
 
 TESTS = Path(__file__).resolve().parent
 NUMERIC_MODULES = (
@@ -60,10 +62,10 @@ def test_every_layer_is_tested(name):
 
 
 @pytest.mark.parametrize("module,registry", [
-    (activations, activations._REGISTRY),
-    (losses, losses._REGISTRY),
-    (initializers, initializers._REGISTRY),
-    (optimizers, optimizers._REGISTRY),
+    (activations, nn_activations._REGISTRY),
+    (losses, nn_losses._REGISTRY),
+    (initializers, nn_initializers._REGISTRY),
+    (optimizers, optim_optimizers._REGISTRY),
 ], ids=["activations", "losses", "initializers", "optimizers"])
 def test_every_registered_name_is_tested(module, registry):
     sources = numeric_sources()

@@ -52,7 +52,7 @@ def diverge(backend, check_seconds, monkeypatch, callbacks=(), poison=np.nan):
         return out
 
     monkeypatch.setattr(Dense, "forward", poisoned_forward)
-    monkeypatch.setattr("tensornet.divergence.CHECK_SECONDS", check_seconds)
+    monkeypatch.setattr("tensornet.training.divergence.CHECK_SECONDS", check_seconds)
     with pytest.raises(DivergenceError) as caught, np.errstate(all="ignore"):
         model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=list(callbacks))
     monkeypatch.setattr(Dense, "forward", forward)

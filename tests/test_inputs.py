@@ -6,7 +6,7 @@ import pytest
 from helpers import numpy_backend  # noqa: F401 (autouse fixture)
 
 from tensornet import activations, initializers, losses, optimizers
-from tensornet.inputs import check_positive_int, check_verbose, prepare_inputs
+from tensornet.training.inputs import check_positive_int, check_verbose, prepare_inputs
 from tensornet.layers import Dense, Dropout
 from tensornet.models import Sequential
 from tensornet.optimizers import SGD

@@ -11,7 +11,7 @@ from tensornet import Sequential
 from tensornet.callbacks import Checkpoints, LambdaCallback
 from tensornet.checkpoints import load_checkpoint
 from tensornet.errors import TrainingInterrupted
-from tensornet.interrupts import InterruptRequests
+from tensornet.training.interrupts import InterruptRequests
 from tensornet.layers import Dense
 
 

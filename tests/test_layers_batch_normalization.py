@@ -10,7 +10,8 @@ from helpers import (check_gradient, model_analytic_gradient, model_batch_loss, 
                      numpy_ops)
 
 import tensornet as tn
-from tensornet import initializers, saving
+from tensornet import initializers
+from tensornet.io import archive
 from tensornet.layers import Activation, BatchNormalization, Dense, Dropout
 from tensornet.models import Sequential, load_model
 from tensornet.optimizers import Adam
@@ -317,7 +318,7 @@ def test_save_load_round_trip_identical_predictions(tmp_path):
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     path = tmp_path / "bn.npz"
     model.save(path)
-    header, arrays = saving.read_archive(path)
+    header, arrays = archive.read_archive(path)
     assert {"state/1/moving_mean", "state/1/moving_variance"} <= set(arrays)
     loaded = load_model(path)
     bn, bn2 = model.layers[1], loaded.layers[1]

@@ -8,7 +8,7 @@ import pytest
 from tensornet import Sequential
 from tensornet.errors import DeviceOutOfMemoryError
 from tensornet.layers import Dense
-from tensornet.memory import activation_bytes_per_example, parameter_bytes, suggested_batch_size
+from tensornet.training.memory import activation_bytes_per_example, parameter_bytes, suggested_batch_size
 from tensornet.optimizers import Adam
 
 

@@ -15,7 +15,7 @@ from tensornet.callbacks import History
 from tensornet.layers import Activation, Dense, Dropout, Flatten, Layer
 from tensornet.models import Sequential
 from tensornet.optimizers import SGD
-from tensornet.trainer import EpochTotals
+from tensornet.training.epoch import EpochTotals
 
 ops = numpy_ops()
 
@@ -129,8 +129,8 @@ def test_three_layer_model_gradient_matches_finite_differences(case):
     assert np.all(analytic[~mask] == 0)
 
 
-def test_train_step_with_zero_lr_leaves_gradient_and_reports_loss():
-    """Through Trainer.train_step itself (lr = 0 so the weights stay put)."""
+def test_training_step_with_zero_lr_leaves_gradient_and_reports_loss():
+    """Through the backend's training step itself (lr = 0 so the weights stay put)."""
     rng = np.random.default_rng(3)
     model = dense_stack([5, 4, 3, 3], ["tanh", "sigmoid", "softmax"], seed=2)
     model.compile(optimizer=SGD(lr=0), loss="categorical_crossentropy", metrics=["accuracy"])
@@ -139,7 +139,10 @@ def test_train_step_with_zero_lr_leaves_gradient_and_reports_loss():
     params, grads = model.store.groups["float64"]
     before = params.copy()
     totals = EpochTotals(ops, model.metrics)
-    model._trainer.train_step(x, y, totals)
+    step = model.ops.training_step(model, x.shape[0])
+    assert step.path == "layered"
+    pred, loss_sum = step(x, y)
+    totals.add(loss_sum, pred, y)
     np.testing.assert_array_equal(params, before)
     logs = totals.results(3)
     np.testing.assert_allclose(logs["loss"], batch_loss(model, x, y), rtol=1e-13)
@@ -462,7 +465,7 @@ def test_float32_stays_float32():
             assert buffer.dtype == np.float32, (layer, buffer.dtype)
         if getattr(layer, "_mask", None) is not None:
             assert layer._mask.dtype == np.float32
-    for (tag, _, _), buffer in model._trainer._buffers.items():
+    for (tag, *_), buffer in [*model._trainer._buffers.items(), *model._buffers.items()]:
         assert buffer.dtype == np.float32, tag
     pred = model.predict(x.astype(np.float64))
     assert pred.dtype == np.float32

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import tensornet as tn
-from tensornet import progress
-from tensornet import trainer as trainer_module
+from tensornet.training import progress
+from tensornet.training import epoch as trainer_module
 from tensornet.layers import Dense
 from tensornet.models import Sequential
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import tensornet as tn
-from tensornet import saving, schedules
+from tensornet import schedules
+from tensornet.io import archive
 from tensornet.callbacks import ModelCheckpoint
 from tensornet.layers import Activation, Dense, Dropout, Flatten
 from tensornet.models import Sequential, load_model
@@ -167,7 +168,7 @@ def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     def broken_savez(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(saving.numpy, "savez", broken_savez)
+    monkeypatch.setattr(archive.numpy, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert path.read_bytes() == before  # the old file is intact
@@ -177,8 +178,8 @@ def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
 def test_atomic_write_fsyncs_then_renames(tmp_path, monkeypatch):
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(saving.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(saving.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    monkeypatch.setattr(archive.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(archive.os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
     make_model().save(tmp_path / "m.npz")
     assert calls[0] == "fsync" and "replace" in calls and calls.index("replace") > 0
 

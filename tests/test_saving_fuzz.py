@@ -1,4 +1,4 @@
-"""Fuzzing the model loader (tensornet.saving: read_archive, load_model, load_weights) with hypothesis.
+"""Fuzzing the model loader (tensornet.io.archive.read_archive, tensornet.models.load_model, load_weights) with hypothesis.
 
 One real model (Dense + BatchNormalization + Dropout + Dense, Adam, fit for an epoch) is saved
 once; every property loads variants of that file and requires either a clean load or a
@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from fuzzing import byte_mutations, report_and_check, run, run_written, write_archive, write_bytes
 
 import tensornet as tn
-from tensornet import _npz, saving
+from tensornet.io import archive, npz as _npz
 from tensornet.layers import BatchNormalization, Dense, Dropout
 from tensornet.models import Sequential, load_model
 
@@ -69,7 +69,7 @@ class Saved:
         self.path = directory / "model.npz"
         model.save(self.path)
         self.data = self.path.read_bytes()
-        self.header, self.arrays = saving.read_archive(self.path)
+        self.header, self.arrays = archive.read_archive(self.path)
         self.members = zip_members(self.data)
         load_model(self.path)  # imports and first-use caches happen here, not under tracemalloc
 
@@ -346,7 +346,7 @@ def run_load_weights(saved, directory, examples=WEIGHTS_EXAMPLES):
             path.write_bytes(case[0])
             arrays = saved.arrays
         else:
-            saving.write_archive(path, *case)
+            archive.write_archive(path, *case)
             arrays = case[1]
         counts["files"] += 1
         try:
@@ -398,7 +398,7 @@ def test_npy_header_claiming_10e12_elements_is_rejected_before_allocation(saved,
                for name, body in saved.members]
     path = tmp_path / "huge.npz"
     path.write_bytes(zip_of(members))
-    for function in (_npz.read_npz, saving.read_archive, load_model):
+    for function in (_npz.read_npz, archive.read_archive, load_model):
         _, error = load_bounded(function, path, 4 * path.stat().st_size + (1 << 20))
         assert error is not None and "1000000000000" in str(error), error
 
@@ -422,7 +422,7 @@ def test_dense_with_a_billion_units_and_a_valid_checksum_is_refused_before_build
     header = copy.deepcopy(saved.header)
     header["model"]["layers"][0]["config"]["units"] = 10**9
     path = tmp_path / "wide.npz"
-    saving.write_archive(path, header, saved.arrays)
+    archive.write_archive(path, header, saved.arrays)
     _, error = load_bounded(load_model, path, 1 << 20)
     assert re.search(r"malformed model file: .*\(6, 1000000000\)", str(error)), error
 
@@ -430,7 +430,7 @@ def test_dense_with_a_billion_units_and_a_valid_checksum_is_refused_before_build
 def test_failed_load_weights_leaves_the_model_untouched(saved, tmp_path):
     arrays = dict(saved.arrays, **{"weights/5": np.zeros(4, np.float32)})  # the last weight is wrong
     path = tmp_path / "w.npz"
-    saving.write_archive(path, saved.header, arrays)
+    archive.write_archive(path, saved.header, arrays)
     target = make_model(seed=5)
     before = target.get_weights()
     with pytest.raises(ValueError, match=r"does not fit model .*/bias has shape \(3,\), the file's weight 5 \(4,\)"):
@@ -441,7 +441,7 @@ def test_failed_load_weights_leaves_the_model_untouched(saved, tmp_path):
 def test_header_that_is_not_a_json_object_is_a_clear_error(saved, tmp_path):
     for text in (b"[1, 2]", b"\xff\xfe", b"[" * 100000 + b"]" * 100000, b"{\"format\": "):
         members = {"header": np.frombuffer(text, np.uint8)}
-        checksum = saving._checksum(text, {})
+        checksum = archive._checksum(text, {})
         members["checksum"] = np.frombuffer(checksum.encode(), np.uint8)
         path = tmp_path / "odd.npz"
         np.savez(path, **members)

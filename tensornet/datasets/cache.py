@@ -22,7 +22,7 @@ replaced by the dataset name), else from the caller's defaults.
 
 import os
 
-from .._files import atomic_write
+from ..io.files import atomic_write
 
 __all__ = ["SYSTEM_DIRS", "TIMEOUT", "DownloadError", "ChecksumError",
            "user_cache_dir", "search_dirs", "find_dataset", "download_file"]
