@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("numba")
 pytest.importorskip("threadpoolctl")
 
-from tensornet.backend import _numba_kernels, _numba_threads, blas_library, mkl_blas, numpy_backend, shared_pool  # noqa: E402
+from tensornet.backend import (_numba_kernels, _numba_threads, blas_library, mkl_blas, numpy_backend,  # noqa: E402
+                               shared_pool)
 from tensornet.callbacks import Callback  # noqa: E402
 from tensornet.backend.blas_library import numpy_blas_controller  # noqa: E402
 from tensornet.backend.blas_threads import SMALL_PRODUCT_MACS, BlasThreads  # noqa: E402

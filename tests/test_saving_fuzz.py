@@ -25,6 +25,7 @@ The runs are derandomized (reproducible) and keep no example database.
 from __future__ import annotations
 
 import copy
+import gc
 import io
 import re
 import struct
@@ -270,7 +271,9 @@ def array_edits(draw, arrays):
 
 # ------------------------------------------------------------------ checking one load
 def load_bounded(function, path, limit):
-    """function(path) under tracemalloc: (result or None, ValueError or None); peak checked."""
+    """function(path) under tracemalloc: (result or None, ValueError or None); peak checked. The
+    heap is collected first, so that garbage of earlier tests freed during the call is not counted."""
+    gc.collect()
     tracemalloc.start()
     try:
         return function(path), None

@@ -12,9 +12,8 @@
   the pool's OpenMP threads).
 - :func:`two_products_ilp64` / :func:`two_products_lp64`: two independent products at once,
   each ``cblas_?gemm`` on one thread of the pool (OpenBLAS set to one thread by the caller).
-  Two one-thread products side by side beat the same two run one after the other on two
-  threads each on OpenBLAS (bench/NOTES.md, change 9), and on MKL for large products only
-  (change 12).
+  The caller runs products side by side only where that beats running them one after the
+  other on every thread (``MKL_SIDE_BY_SIDE_MACS`` in :mod:`.blas_threads`).
 
 Addresses travel as integers (the same registers as pointers), so the compiled code can be
 cached on disk: nothing process-specific is baked into it.
@@ -26,13 +25,12 @@ from llvmlite import ir
 from numba import prange, types
 from numba.extending import intrinsic
 
-from . import _numba_kernels
-from .shared_pool import ROW_MAJOR
+from ._numba_threads import start_threads
+from .blas_library import ROW_MAJOR
 
 # The cfunc below is built (or loaded from the disk cache) as this module is imported, and its
-# code calls a parallel function: Numba's threading layer must be loaded first, or LLVM aborts
-# the process ("Symbol not found: allocate_sched").
-_numba_kernels.start_threads()
+# code calls a parallel function: Numba's threading layer must be loaded first.
+start_threads()
 
 
 def _int(builder, value, bits):
@@ -130,7 +128,7 @@ def two_products_lp64(gemm, p, one, zero):
 @numba.njit(nogil=True, cache=True)
 def one_product_lp64(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, one, zero):
     """``c = op(a) op(b)`` through the ``cblas_?gemm`` at ``gemm`` (32-bit sizes) on the arrays
-    in place: one call into compiled code (2 us, against 13 us through ctypes)."""
+    in place: one call into compiled code, without ctypes' conversion of each argument."""
     _gemm_lp64(gemm, trans_a, trans_b, m, n, k, one, a.ctypes.data, lda, b.ctypes.data, ldb, zero, c.ctypes.data,
                ldc)
 

@@ -1,8 +1,11 @@
-"""Fused CPU kernels for :class:`~tensornet.backend.numpy_backend.NumpyBackend`, compiled by Numba.
+"""The Numba versions of :class:`~tensornet.backend.base.Backend`'s element-wise operations, for
+:class:`~tensornet.backend.numpy_backend.NumpyBackend`.
 
 Imported only when Numba is installed (``pip install tensornet[fast]``) and the NumPy backend
-first needs one of them; every kernel has a pure-NumPy twin in ``numpy_backend.py`` and a test
-against :class:`~tensornet.backend.base.Backend`'s reference (``tests/test_backend_numpy.py``).
+first needs one of them. Each kernel is named after the backend method it implements
+(``sgd_update``, ``backprop_relu``, ``softmax_cross_entropy``, ...; ``bias_activation_relu`` and
+``bias_activation_softmax`` are ``bias_activation``'s two fused cases), and is tested against
+that method's reference on random inputs (``tests/test_backend_numpy.py``).
 
 Why: NumPy runs one single-threaded pass over memory per ufunc, so ``v = m v - lr g; w += v``
 is four passes and ``relu(z + b)`` two, each with a Python call. A Numba loop does the whole
@@ -12,6 +15,11 @@ Each kernel exists twice, compiled from the same Python function: ``<name>[0]`` 
 (``prange`` over threads: worth it from about ``PARALLEL_MIN`` elements) and ``<name>[1]``
 serial (no thread wake-up: for the small arrays of small models). Both are cached on disk
 (``cache=True``), so only the first run on a machine pays the compilation.
+
+The arithmetic of one element, row or slice lives in ``inline="always"`` helpers
+(``sgd_update_slice``, ``bias_relu_row``, ``bias_softmax_row``, ``softmax_cross_entropy_row``,
+``backprop_relu_slice``, ...) that the kernels here and the compiled training step
+(:mod:`._numba_step`) both call, so it is written once.
 
 The arithmetic follows the reference's order of operations in the array's own dtype (scalars
 are passed already cast to it), so the results match the reference to the last bit or two.
@@ -26,25 +34,17 @@ import numba
 import numpy as np
 from numba import prange
 
-from .blas_threads import numpy_blas_controller
-from .shared_pool import choose_threading_layer
+from . import _numba_threads  # noqa: F401  (chooses Numba's threading layer before any kernel)
 
-__all__ = ["PARALLEL_MIN", "sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamax", "nadam", "dropout",
-           "bias_relu", "relu_backward", "bias_softmax", "softmax_xent_dense", "softmax_xent_sparse",
-           "count_argmax_equal", "start_threads", "THREADING_LAYER"]
+__all__ = ["PARALLEL_MIN", "sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update", "adam_update",
+           "adamax_update", "nadam_update", "dropout_mask", "bias_activation_relu", "bias_activation_softmax",
+           "backprop_relu", "softmax_cross_entropy", "softmax_cross_entropy_sparse", "count_correct_categorical"]
 
 #: Element count from which the threaded version of a kernel is used
 #: (``TENSORNET_CPU_PARALLEL_MIN`` overrides it; 0 disables the serial versions).
 PARALLEL_MIN = int(os.environ.get("TENSORNET_CPU_PARALLEL_MIN", 1 << 21))
 
-# Numba's OpenMP layer spins its idle threads: beside OpenBLAS' own spinning threads a 0.4 ms
-# update took 16 ms. So it is chosen only where OpenBLAS can run on the same OpenMP threads
-# (shared_pool.py); elsewhere the work-queue layer, whose threads sleep. A layer the user chose
-# (NUMBA_THREADING_LAYER) is left alone.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = choose_threading_layer(numpy_blas_controller())
-#: The threading layer asked for (``numba.threading_layer()`` tells the one loaded, after a launch).
-THREADING_LAYER = numba.config.THREADING_LAYER
+inline = numba.njit(inline="always")
 
 
 def _twin(fn, **options):
@@ -60,33 +60,53 @@ def _twin(fn, **options):
     return parallel, serial
 
 
-def _sgd(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
-    """mode 0: w -= lr g';  1: v = m v - lr g', w += v;  2 (Nesterov): w = w - lr g' + m v.
-    g' = w wd + g when ``has_decay`` (the reference's order), else g. A velocity entry below
-    ``tiny`` (the smallest normal float) in magnitude is stored as 0, as the reference does."""
-    for i in prange(w.shape[0]):
-        gi = w[i] * weight_decay + g[i] if has_decay else g[i]
-        step = gi * lr
-        if mode == 0:
-            w[i] = w[i] - step
-        else:
-            vi = v[i] * momentum - step
-            if abs(vi) < tiny:
-                vi = vi - vi  # +0.0, as the reference's assignment
+# ---------------------------------------------------------------------- SGD
+@inline
+def sgd_element(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
+    """:meth:`Backend.sgd_update` on one weight: ``(w', v')``.
+
+    g' = w wd + g when ``has_decay`` (the reference's order), else g;  step = g' lr;
+    mode 0: w' = w - step (v unchanged);  1: v' = v m - step, w' = w + v';
+    2 (Nesterov): v' = v m - step, w' = (w - step) + m v'.
+    A velocity below ``tiny`` (the smallest normal float) in magnitude is stored as +0."""
+    gi = w * weight_decay + g if has_decay else g
+    step = gi * lr
+    if mode == 0:
+        return w - step, v
+    vi = v * momentum - step
+    if abs(vi) < tiny:
+        vi = vi - vi  # +0.0, as the reference's assignment
+    if mode == 1:
+        return w + vi, vi
+    return (w - step) + momentum * vi, vi
+
+
+@inline
+def sgd_update_slice(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
+    """:func:`sgd_element` over 1-d slices, serially (``v`` is not written in mode 0)."""
+    for i in range(w.shape[0]):
+        wi, vi = sgd_element(w[i], g[i], v[i], lr, momentum, weight_decay, mode, has_decay, tiny)
+        w[i] = wi
+        if mode != 0:
             v[i] = vi
-            if mode == 1:
-                w[i] = w[i] + vi
-            else:
-                w[i] = (w[i] - step) + momentum * vi
 
 
-# The adaptive updates below follow base.Backend's NumPy expressions operation by operation
-# (``a * b * c`` is ``(a * b) * c``; Python-float scalars such as ``1 - rho`` or Adam's alpha
-# are computed on the host and passed cast to the array dtype, as NumPy's weak scalars are), so
-# they match the reference bit for bit. No fastmath: LLVM then never contracts into an FMA.
-# ``np.sqrt`` of a float32 stays float32 (correctly rounded, like NumPy's).
+def _sgd_update(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
+    """:func:`sgd_element` over the flat buffers (``v`` may be ``w`` in mode 0, never written)."""
+    for i in prange(w.shape[0]):
+        wi, vi = sgd_element(w[i], g[i], v[i], lr, momentum, weight_decay, mode, has_decay, tiny)
+        w[i] = wi
+        if mode != 0:
+            v[i] = vi
 
 
+# ---------------------------------------------------------------------- adaptive updates
+# These follow base.Backend's NumPy expressions operation by operation (``a * b * c`` is
+# ``(a * b) * c``; Python-float scalars such as ``1 - rho`` or Adam's alpha are computed on the
+# host and passed cast to the array dtype, as NumPy's weak scalars are), so they match the
+# reference bit for bit. No fastmath: LLVM then never contracts into an FMA. ``np.sqrt`` of a
+# float32 stays float32 (correctly rounded, like NumPy's).
+@inline
 def _nan_max(a, b):
     """np.maximum for two scalars: NaN when either is NaN."""
     if a != a or a >= b:
@@ -94,10 +114,7 @@ def _nan_max(a, b):
     return b
 
 
-_nan_max = numba.njit(inline="always")(_nan_max)
-
-
-def _rmsprop(w, g, ms, mg, v, lr, rho, one_minus_rho, epsilon, momentum, centered, use_momentum):
+def _rmsprop_update(w, g, ms, mg, v, lr, rho, one_minus_rho, epsilon, momentum, centered, use_momentum):
     """ms = ms rho + ((1 - rho) g) g;  mg = mg rho + (1 - rho) g (centered);
     inc = (lr g) / sqrt((ms - mg mg) + eps);  v = v momentum + inc, w -= v  (or w -= inc)."""
     for i in prange(w.shape[0]):
@@ -119,7 +136,7 @@ def _rmsprop(w, g, ms, mg, v, lr, rho, one_minus_rho, epsilon, momentum, centere
             w[i] = w[i] - inc
 
 
-def _adagrad(w, g, acc, lr, epsilon):
+def _adagrad_update(w, g, acc, lr, epsilon):
     """acc += g g;  w -= (lr g) / sqrt(acc + eps)."""
     for i in prange(w.shape[0]):
         gi = g[i]
@@ -128,7 +145,7 @@ def _adagrad(w, g, acc, lr, epsilon):
         w[i] = w[i] - (lr * gi) / np.sqrt(a + epsilon)
 
 
-def _adadelta(w, g, eg, edx, lr, rho, one_minus_rho, epsilon):
+def _adadelta_update(w, g, eg, edx, lr, rho, one_minus_rho, epsilon):
     """Eg = Eg rho + ((1 - rho) g) g;  d = (sqrt(Edx + eps) / sqrt(Eg + eps)) g;
     Edx = Edx rho + ((1 - rho) d) d;  w -= lr d."""
     for i in prange(w.shape[0]):
@@ -141,9 +158,9 @@ def _adadelta(w, g, eg, edx, lr, rho, one_minus_rho, epsilon):
         w[i] = w[i] - lr * d
 
 
-def _adam(w, g, m, v, v_max, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, amsgrad):
+def _adam_update(w, g, m, v, v_max, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, amsgrad):
     """m = m b1 + (1 - b1) g;  v = v b2 + ((1 - b2) g) g;  (v_max = max(v_max, v));
-    w -= (alpha m) / (sqrt(v) + eps)."""
+    w -= (alpha m) / (sqrt(v) + eps), alpha = lr sqrt(1 - b2^(t+1)) / (1 - b1^(t+1))."""
     for i in prange(w.shape[0]):
         gi = g[i]
         mi = m[i] * beta_1 + one_minus_beta_1 * gi
@@ -156,8 +173,8 @@ def _adam(w, g, m, v, v_max, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_
         w[i] = w[i] - (alpha * mi) / (np.sqrt(vi) + epsilon)
 
 
-def _adamax(w, g, m, u, lr_corrected, beta_1, one_minus_beta_1, beta_2, epsilon):
-    """m = m b1 + (1 - b1) g;  u = max(u b2, |g|);  w -= (c m) / (u + eps)."""
+def _adamax_update(w, g, m, u, lr_corrected, beta_1, one_minus_beta_1, beta_2, epsilon):
+    """m = m b1 + (1 - b1) g;  u = max(u b2, |g|);  w -= (c m) / (u + eps), c = lr / (1 - b1^(t+1))."""
     for i in prange(w.shape[0]):
         gi = g[i]
         mi = m[i] * beta_1 + one_minus_beta_1 * gi
@@ -167,8 +184,8 @@ def _adamax(w, g, m, u, lr_corrected, beta_1, one_minus_beta_1, beta_2, epsilon)
         w[i] = w[i] - (lr_corrected * mi) / (ui + epsilon)
 
 
-def _nadam(w, g, m, v, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, m_coef, g_coef,
-           v_correction):
+def _nadam_update(w, g, m, v, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, m_coef, g_coef,
+                  v_correction):
     """m, v as Adam;  m_hat = c1 m + c2 g;  v_hat = v / (1 - b2^(t+1));
     w -= (lr m_hat) / (sqrt(v_hat) + eps)."""
     for i in prange(w.shape[0]):
@@ -181,98 +198,158 @@ def _nadam(w, g, m, v, lr, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, e
         w[i] = w[i] - (lr * m_hat) / (np.sqrt(vi / v_correction) + epsilon)
 
 
-def _dropout(u, rate, scale, zero):
-    """In place over the uniform draws: u = scale where u >= rate, else 0."""
+def _dropout_mask(u, rate, scale, zero):
+    """In place over the uniform draws u: mask = scale where u >= rate, else 0."""
     for i in prange(u.shape[0]):
         u[i] = scale if u[i] >= rate else zero
 
 
-def _bias_relu(z, b, y):
+# ---------------------------------------------------------------------- activations
+@inline
+def relu_value(t, zero):
+    """max(t, 0) with a NaN kept (as np.maximum)."""
+    return t if (t > 0 or t != t) else zero
+
+
+@inline
+def relu_row(x, y):
+    """:meth:`Backend.relu` on a 1-d row: y = max(x, 0) (``y`` may be ``x``)."""
+    zero = x.dtype.type(0)  # an int 0 would make the select a float64 one
+    for j in range(x.shape[0]):
+        y[j] = relu_value(x[j], zero)
+
+
+@inline
+def bias_add_row(z, b):
+    """:meth:`Backend.bias_add` on a 1-d row, in place: z += b."""
+    for j in range(z.shape[0]):
+        z[j] = z[j] + b[j]
+
+
+@inline
+def bias_relu_row(z, b, y):
+    """:meth:`Backend.bias_activation` with relu on a 1-d row: z += b; y = max(z, 0), NaN kept
+    (``y`` may be ``z``)."""
+    zero = z.dtype.type(0)
+    for j in range(z.shape[0]):
+        t = z[j] + b[j]
+        z[j] = t
+        y[j] = relu_value(t, zero)
+
+
+def _bias_activation_relu(z, b, y):
     """z += b (rows); y = max(z, 0) (NaN propagates as in np.maximum)."""
-    n, k = z.shape
-    zero = z.dtype.type(0)  # an int 0 would make the select a float64 one
-    for i in prange(n):
-        for j in range(k):
-            t = z[i, j] + b[j]
-            z[i, j] = t
-            y[i, j] = t if (t > 0 or t != t) else zero
+    for i in prange(z.shape[0]):
+        bias_relu_row(z[i], b, y[i])
 
 
-def _relu_backward(dy, y, out):
+@inline
+def relu_grad_value(dy, y, one, zero):
+    """dy * 1[y > 0] (a NaN in dy stays NaN where y > 0)."""
+    return dy * (one if y > 0 else zero)
+
+
+@inline
+def backprop_relu_slice(dy, y, out):
+    """:meth:`Backend.backprop_relu` on 1-d slices, serially: out = dy * 1[y > 0] (``out`` may be ``dy``)."""
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)  # int 1 / 0 would make every product a float64 one
+    for i in range(dy.shape[0]):
+        out[i] = relu_grad_value(dy[i], y[i], one, zero)
+
+
+def _backprop_relu(dy, y, out):
     """out = dy * 1[y > 0] (flat arrays)."""
-    one, zero = dy.dtype.type(1), dy.dtype.type(0)  # int 1 / 0 made every product a float64 one
+    one, zero = dy.dtype.type(1), dy.dtype.type(0)
     for i in prange(dy.shape[0]):
-        out[i] = dy[i] * (one if y[i] > 0 else zero)
+        out[i] = relu_grad_value(dy[i], y[i], one, zero)
 
 
-def _bias_softmax(z, b, y):
-    """z += b (rows); y = exp(z - max) / sum(exp(z - max)) per row (exp in the array's dtype,
-    the sum in float64)."""
-    n, k = z.shape
-    for i in prange(n):
-        m = np.float32(-np.inf)  # takes z's dtype (a float64 start made every exp a float64 one)
-        for j in range(k):
-            t = z[i, j] + b[j]
-            z[i, j] = t
-            if t > m or t != t:
-                m = t
-        s = 0.0
-        for j in range(k):
-            e = math.exp(z[i, j] - m)
-            y[i, j] = e
-            s += e
-        for j in range(k):
-            y[i, j] = y[i, j] / s
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _row_max_sum_exp(z, i):
-    """(m, s): the maximum of row i of z (NaN if the row holds one) and sum_j exp(z_ij - m),
-    exp in z's dtype, accumulated in float64."""
-    m = np.float32(-np.inf)  # takes z's dtype (a float64 start made every exp a float64 one)
-    for j in range(z.shape[1]):
-        if z[i, j] > m or z[i, j] != z[i, j]:
-            m = z[i, j]
+@inline
+def bias_softmax_row(z, b, has_bias, p):
+    """:meth:`Backend.bias_activation` with softmax on a 1-d row: z += b (when ``has_bias``);
+    p = exp(z - m) / s with m = max(z) (NaN if z holds one) and s = sum exp(z - m) (exp in the
+    row's dtype, s accumulated in float64). Returns (m, s)."""
+    m = np.float32(-np.inf)  # takes z's dtype (a float64 start would make every exp a float64 one)
+    for j in range(z.shape[0]):
+        t = z[j] + b[j] if has_bias else z[j]
+        z[j] = t
+        if t > m or t != t:
+            m = t
     s = 0.0
-    for j in range(z.shape[1]):
-        s += math.exp(z[i, j] - m)
+    for j in range(z.shape[0]):
+        e = math.exp(z[j] - m)
+        p[j] = e
+        s += e
+    for j in range(z.shape[0]):
+        p[j] = p[j] / s
     return m, s
 
 
-def _softmax_xent_dense(z, p, t, grad, inv_n):
-    """Loss sum -sum_ij t_ij (z_ij - max_i - log sum_j exp(z_ij - max_i)) (float64 accumulator);
-    grad = (p * sum_j t_ij - t) * inv_n."""
-    n, k = z.shape
+def _bias_activation_softmax(z, b, y):
+    """z += b (rows); y = exp(z - max) / sum(exp(z - max)) per row."""
+    for i in prange(z.shape[0]):
+        bias_softmax_row(z[i], b, True, y[i])
+
+
+# ---------------------------------------------------------------------- fused softmax cross-entropy
+@inline
+def row_max_sum_exp(z):
+    """(m, s) of a 1-d row: m = max(z) (NaN if z holds one), s = sum_j exp(z_j - m), exp in z's
+    dtype, accumulated in float64."""
+    m = np.float32(-np.inf)
+    for j in range(z.shape[0]):
+        if z[j] > m or z[j] != z[j]:
+            m = z[j]
+    s = 0.0
+    for j in range(z.shape[0]):
+        s += math.exp(z[j] - m)
+    return m, s
+
+
+@inline
+def softmax_cross_entropy_row(z, m, log_s, p, t, g, inv_n):
+    """:meth:`Backend.softmax_cross_entropy` on one row of logits z with softmax p, target t and
+    (m, log s) of :func:`row_max_sum_exp`: returns the row's loss -sum_j t_j ((z_j - m) - log s)
+    (float64) and writes g = (p sum_j t_j - t) inv_n."""
+    ts = t[0] * 0
+    loss = 0.0
+    for j in range(z.shape[0]):
+        ts += t[j]
+        loss -= t[j] * ((z[j] - m) - log_s)
+    for j in range(z.shape[0]):
+        g[j] = (p[j] * ts - t[j]) * inv_n
+    return loss
+
+
+@inline
+def softmax_cross_entropy_sparse_row(z, m, log_s, p, label, g, inv_n):
+    """The same with an integer label: loss -((z_label - m) - log s); g = (p - onehot(label)) inv_n."""
+    for j in range(z.shape[0]):
+        g[j] = p[j] * inv_n
+    g[label] = (p[label] - 1) * inv_n
+    return -((z[label] - m) - log_s)
+
+
+def _softmax_cross_entropy(z, p, t, grad, inv_n):
+    """Loss sum over the rows of :func:`softmax_cross_entropy_row` (float64 accumulator)."""
     total = 0.0
-    for i in prange(n):
-        m, s = _row_max_sum_exp(z, i)
-        log_s = math.log(s)
-        row = 0.0
-        ts = t[i, 0] * 0
-        for j in range(k):
-            ts += t[i, j]
-            row -= t[i, j] * ((z[i, j] - m) - log_s)
-        total += row
-        for j in range(k):
-            grad[i, j] = (p[i, j] * ts - t[i, j]) * inv_n
+    for i in prange(z.shape[0]):
+        m, s = row_max_sum_exp(z[i])
+        total += softmax_cross_entropy_row(z[i], m, math.log(s), p[i], t[i], grad[i], inv_n)
     return total
 
 
-def _softmax_xent_sparse(z, p, labels, grad, inv_n):
-    """The same with integer labels: loss -sum_i log_softmax(z)_i,label; grad = (p - onehot) * inv_n."""
-    n, k = z.shape
+def _softmax_cross_entropy_sparse(z, p, labels, grad, inv_n):
+    """Loss sum over the rows of :func:`softmax_cross_entropy_sparse_row`."""
     total = 0.0
-    for i in prange(n):
-        m, s = _row_max_sum_exp(z, i)
-        label = labels[i]
-        total -= (z[i, label] - m) - math.log(s)
-        for j in range(k):
-            grad[i, j] = p[i, j] * inv_n
-        grad[i, label] = (p[i, label] - 1) * inv_n
+    for i in prange(z.shape[0]):
+        m, s = row_max_sum_exp(z[i])
+        total += softmax_cross_entropy_sparse_row(z[i], m, math.log(s), p[i], labels[i], grad[i], inv_n)
     return total
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+# ---------------------------------------------------------------------- metrics
+@inline
 def _row_argmax(a, i):
     """Index of the first maximum of row i of a; the first NaN counts as the maximum."""
     index = 0
@@ -287,8 +364,9 @@ def _row_argmax(a, i):
     return index
 
 
-def _count_argmax_equal(a, b):
-    """Rows where argmax(a) == argmax(b) (first maximum wins, a NaN counts as the maximum)."""
+def _count_correct_categorical(a, b):
+    """:meth:`Backend.count_correct` with kind ``"categorical"``: rows where argmax(a) == argmax(b)
+    (first maximum wins, a NaN counts as the maximum)."""
     count = 0
     for i in prange(a.shape[0]):
         if _row_argmax(a, i) == _row_argmax(b, i):
@@ -296,23 +374,17 @@ def _count_argmax_equal(a, b):
     return count
 
 
-sgd = _twin(_sgd)
-rmsprop = _twin(_rmsprop, error_model="numpy")
-adagrad = _twin(_adagrad, error_model="numpy")
-adadelta = _twin(_adadelta, error_model="numpy")
-adam = _twin(_adam, error_model="numpy")
-adamax = _twin(_adamax, error_model="numpy")
-nadam = _twin(_nadam, error_model="numpy")
-dropout = _twin(_dropout, error_model="numpy")
-bias_relu = _twin(_bias_relu)
-relu_backward = _twin(_relu_backward)
-bias_softmax = _twin(_bias_softmax)
-softmax_xent_dense = _twin(_softmax_xent_dense)
-softmax_xent_sparse = _twin(_softmax_xent_sparse)
-count_argmax_equal = _twin(_count_argmax_equal)
-
-
-def start_threads():
-    """Launch Numba's thread pool (loading its threading layer): a one-element parallel kernel."""
-    one = np.ones(1, np.float32)
-    relu_backward[0](one, one, one)
+sgd_update = _twin(_sgd_update)
+rmsprop_update = _twin(_rmsprop_update, error_model="numpy")
+adagrad_update = _twin(_adagrad_update, error_model="numpy")
+adadelta_update = _twin(_adadelta_update, error_model="numpy")
+adam_update = _twin(_adam_update, error_model="numpy")
+adamax_update = _twin(_adamax_update, error_model="numpy")
+nadam_update = _twin(_nadam_update, error_model="numpy")
+dropout_mask = _twin(_dropout_mask, error_model="numpy")
+bias_activation_relu = _twin(_bias_activation_relu)
+bias_activation_softmax = _twin(_bias_activation_softmax)
+backprop_relu = _twin(_backprop_relu)
+softmax_cross_entropy = _twin(_softmax_cross_entropy)
+softmax_cross_entropy_sparse = _twin(_softmax_cross_entropy_sparse)
+count_correct_categorical = _twin(_count_correct_categorical)

@@ -2,12 +2,12 @@
 
 A product smaller than ``SMALL_PRODUCT_MACS`` multiply-adds runs on one thread: split over
 two, it gains nothing, and the second BLAS thread then busy-waits beside the element-wise
-work of the training step on the other core, slowing it (784-64-10 at batch 32: 321 us per
-step with two BLAS threads, 172 us with one; bench/NOTES.md). Larger products use every
-thread. All of it happens between ``begin()`` (a fit, evaluate or predict loop starts) and
-``restore()`` (it ends), which puts back the library's own setting: a product outside a loop
-leaves BLAS as the user set it. The count is changed through threadpoolctl (the `fast` extra)
-only when it differs from the last one set; without threadpoolctl nothing is changed.
+work of the training step on the other core, slowing it (bench/README.md, "Small models stay
+layered"). Larger products use every thread. All of it happens between ``begin()`` (a fit,
+evaluate or predict loop starts) and ``restore()`` (it ends), which puts back the library's
+own setting: a product outside a loop leaves BLAS as the user set it. The count is set through
+threadpoolctl (the `fast` extra) only when it differs from the last one set; without
+threadpoolctl the count is left alone.
 
 Within a loop, from the first threaded product on, BLAS runs its jobs on the threads of
 tensornet's fused kernels when that is possible (:mod:`.shared_pool`). A loop whose products
@@ -15,36 +15,18 @@ all run on one thread never starts that.
 """
 from __future__ import annotations
 
+from .blas_library import numpy_blas_controller
+from .shared_pool import SharedBlasPool
+
 #: Products below this many multiply-adds (m * k * n) run on one BLAS thread.
 SMALL_PRODUCT_MACS = 4_000_000
 
 #: With MKL, two independent products run side by side (one thread each) only from this many
-#: multiply-adds each; smaller ones run one after the other on every thread. MKL's two-thread
-#: products lose less to splitting than OpenBLAS' do: inside the training step (A/B in one
-#: process, bench/NOTES.md change 12; ``python bench/ab_side_by_side.py``) side by side was
-#: 0.1-0.2 ms *slower* on the 512 x 128 x 512 pair (34M each), no faster on 1024 x 256 x 1024
-#: (268M), and on 2048 x 256 x 2048 (1.07G) between 1.5 ms faster and 0.7 ms slower of 57 ms.
+#: multiply-adds each; smaller ones run one after the other on every thread, as fast or faster:
+#: on 784-512-512-10 at batch 128 (pairs of 34M) 4.20 ms a step one after the other against
+#: 4.37 ms side by side (bench/README.md). Without MKL the pair runs side by side from
+#: ``SMALL_PRODUCT_MACS``.
 MKL_SIDE_BY_SIDE_MACS = 1 << 29
-
-
-def numpy_blas_controller():
-    """threadpoolctl's controller of the BLAS NumPy's wheel ships (under ``numpy.libs``), or
-    None (no threadpoolctl, or a NumPy linked to another BLAS: then nothing is changed). Other
-    BLAS libraries in the process (PyTorch's, say) are left alone."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    import os
-
-    import numpy
-
-    numpy_libs = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
-    for controller in ThreadpoolController().select(user_api="blas").lib_controllers:
-        path = os.path.abspath(controller.filepath)
-        if path.startswith(os.path.join(numpy_libs, "numpy")):  # numpy/ or numpy.libs/
-            return controller
-    return None
 
 
 class BlasThreads:
@@ -68,8 +50,6 @@ class BlasThreads:
         if self._controller is not None:
             self._original = self._default = self._current = self._controller.num_threads
             if self._share_pool():
-                from .shared_pool import SharedBlasPool
-
                 self._pool = SharedBlasPool(self._controller)
 
     def begin(self):

@@ -8,7 +8,7 @@ overrides the ones where one custom kernel saves passes over memory:
 - ``softmax_cross_entropy`` (loss, gradient and, optionally, the number of correct
   predictions in one launch), from ``kernels/softmax_cross_entropy.cu``;
 - every ``<optimizer>_update`` (one launch over the whole flat parameter buffer), from
-  ``kernels/optimizers.cu``;
+  ``kernels/optimizers.cu`` (:mod:`.cupy_optimizers`);
 
 and ``matmul`` (cuBLAS through ``cupy.matmul``), the host/device transfers and
 ``device_info``. The kernels are written in the same order of operations as the NumPy
@@ -26,6 +26,7 @@ import cupy
 
 from . import config, kernels
 from .base import Backend
+from .cupy_optimizers import CupyOptimizerOps
 
 #: Threads per block of every launch (a multiple of the warp size).
 BLOCK_SIZE = 256
@@ -47,7 +48,7 @@ def use_plain_reductions():
     cupy._core.set_routine_accelerators([])
 
 
-class CupyBackend(Backend):
+class CupyBackend(CupyOptimizerOps, Backend):
     """Runs every operation on the current CUDA device with CuPy, with fused kernels for the
     activations, the softmax cross-entropy and the optimizer updates."""
 
@@ -143,11 +144,6 @@ class CupyBackend(Backend):
         }
 
     # ------------------------------------------------------------------ random
-    def permutation(self, rng, n):
-        """The base's host permutation from ``rng``, copied to the device: NumPy and CuPy see
-        the same batches for the same seed."""
-        return cupy.asarray(rng.permutation(n).astype(numpy.int64))
-
     def dropout_mask(self, rng, shape, rate, dtype="float32", out=None):
         """Inverted-dropout mask drawn on the device: 1 / (1 - rate) where u >= rate, else 0,
         with u ~ U[0, 1) from cuRAND's Philox generator seeded by one draw of the host ``rng``.
@@ -171,19 +167,12 @@ class CupyBackend(Backend):
 
     # ------------------------------------------------------------------ linear algebra
     def matmul(self, a, b, out=None, trans_a=False, trans_b=False):
-        """``op(a) @ op(b)`` through cuBLAS (``cupy.matmul``), written into ``out`` when given."""
-        if a.ndim not in (2, 3) or b.ndim not in (2, 3):
-            raise ValueError(f"matmul expects 2-D or 3-D arrays, got shapes {a.shape} and {b.shape}")
-        if trans_a:
-            a = cupy.swapaxes(a, -1, -2)
-        if trans_b:
-            b = cupy.swapaxes(b, -1, -2)
-        if a.shape[-1] != b.shape[-2]:
-            raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+        """``op(a) @ op(b)`` through cuBLAS (the base's ``xp.matmul``), into ``out`` when given;
+        ValueError when ``out``'s dtype is not the product's (CuPy would cast silently)."""
         if out is not None and out.dtype != numpy.result_type(a.dtype, b.dtype):
             raise ValueError(f"matmul: out has dtype {out.dtype}, the product is "
                              f"{numpy.result_type(a.dtype, b.dtype)}")
-        return cupy.matmul(a, b, out=out)
+        return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
 
     def bias_activation(self, z, bias, activation, out=None, alpha=0.0):
         """``z += bias`` in place, then ``out = activation(z)``, in one kernel for linear, relu,
@@ -305,91 +294,6 @@ class CupyBackend(Backend):
         if not labels.flags.c_contiguous:
             raise ValueError(f"{where}: target must be C-contiguous")
         return labels.reshape(rows)
-
-    # ------------------------------------------------------------------ optimizer updates
-    def sgd_update(self, w, g, velocity, lr, momentum, nesterov, weight_decay):
-        """One SGD step in one kernel (formulas: :meth:`Backend.sgd_update`)."""
-        where = "sgd_update"
-        ctype, t = self._check_update(where, w, g)
-        if momentum:
-            self._check_like(velocity, "velocity", w, "w", where)
-        else:
-            velocity = w  # never read when momentum == 0
-        self._launch_update(where, ctype, w, (
-            w, g, velocity, t(lr), t(momentum), t(weight_decay),
-            numpy.int32(bool(momentum)), numpy.int32(bool(nesterov)),
-            numpy.int32(bool(weight_decay))))
-
-    def rmsprop_update(self, w, g, mean_square, lr, rho, epsilon, momentum, velocity, centered, mean_grad):
-        """One RMSprop step in one kernel (formulas: :meth:`Backend.rmsprop_update`)."""
-        where = "rmsprop_update"
-        ctype, t = self._check_update(where, w, g)
-        self._check_like(mean_square, "mean_square", w, "w", where)
-        if centered:
-            self._check_like(mean_grad, "mean_grad", w, "w", where)
-        else:
-            mean_grad = w  # never read
-        if momentum:
-            self._check_like(velocity, "velocity", w, "w", where)
-        else:
-            velocity = w  # never read
-        self._launch_update(where, ctype, w, (
-            w, g, mean_square, mean_grad, velocity, t(lr), t(rho), t(1.0 - rho), t(epsilon),
-            t(momentum), numpy.int32(bool(centered)), numpy.int32(bool(momentum))))
-
-    def adagrad_update(self, w, g, accumulator, lr, epsilon):
-        """One Adagrad step in one kernel (formulas: :meth:`Backend.adagrad_update`)."""
-        where = "adagrad_update"
-        ctype, t = self._check_update(where, w, g)
-        self._check_like(accumulator, "accumulator", w, "w", where)
-        self._launch_update(where, ctype, w, (w, g, accumulator, t(lr), t(epsilon)))
-
-    def adadelta_update(self, w, g, accum_grad, accum_delta, lr, rho, epsilon):
-        """One Adadelta step in one kernel (formulas: :meth:`Backend.adadelta_update`)."""
-        where = "adadelta_update"
-        ctype, t = self._check_update(where, w, g)
-        self._check_like(accum_grad, "accum_grad", w, "w", where)
-        self._check_like(accum_delta, "accum_delta", w, "w", where)
-        self._launch_update(where, ctype, w, (
-            w, g, accum_grad, accum_delta, t(lr), t(rho), t(1.0 - rho), t(epsilon)))
-
-    def adam_update(self, w, g, m, v, lr, beta_1, beta_2, epsilon, t, amsgrad=False, v_max=None):
-        """One Adam step in one kernel (formulas: :meth:`Backend.adam_update`)."""
-        where = "adam_update"
-        ctype, T = self._check_update(where, w, g)
-        self._check_like(m, "m", w, "w", where)
-        self._check_like(v, "v", w, "w", where)
-        if amsgrad:
-            self._check_like(v_max, "v_max", w, "w", where)
-        else:
-            v_max = w  # never read
-        alpha = lr * (1.0 - beta_2 ** (t + 1)) ** 0.5 / (1.0 - beta_1 ** (t + 1))
-        self._launch_update(where, ctype, w, (
-            w, g, m, v, v_max, T(alpha), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
-            T(epsilon), numpy.int32(bool(amsgrad))))
-
-    def adamax_update(self, w, g, m, u, lr, beta_1, beta_2, epsilon, t):
-        """One Adamax step in one kernel (formulas: :meth:`Backend.adamax_update`)."""
-        where = "adamax_update"
-        ctype, T = self._check_update(where, w, g)
-        self._check_like(m, "m", w, "w", where)
-        self._check_like(u, "u", w, "w", where)
-        lr_corrected = lr / (1.0 - beta_1 ** (t + 1))
-        self._launch_update(where, ctype, w, (
-            w, g, m, u, T(lr_corrected), T(beta_1), T(1.0 - beta_1), T(beta_2), T(epsilon)))
-
-    def nadam_update(self, w, g, m, v, lr, beta_1, beta_2, epsilon, mu_t, mu_next, mu_product, t):
-        """One Nadam step in one kernel (formulas: :meth:`Backend.nadam_update`)."""
-        where = "nadam_update"
-        ctype, T = self._check_update(where, w, g)
-        self._check_like(m, "m", w, "w", where)
-        self._check_like(v, "v", w, "w", where)
-        m_coef = mu_next / (1.0 - mu_product * mu_next)
-        g_coef = (1.0 - mu_t) / (1.0 - mu_product)
-        v_correction = 1.0 - beta_2 ** (t + 1)
-        self._launch_update(where, ctype, w, (
-            w, g, m, v, T(lr), T(beta_1), T(1.0 - beta_1), T(beta_2), T(1.0 - beta_2),
-            T(epsilon), T(m_coef), T(g_coef), T(v_correction)))
 
     # ------------------------------------------------------------------ validation
     def _check_float(self, x, argument, where) -> str:

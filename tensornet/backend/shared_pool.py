@@ -2,10 +2,8 @@
 
 NumPy's wheels ship OpenBLAS with its own pthreads pool, whose idle threads spin for about
 0.1 s after each product. tensornet's fused element-wise kernels (Numba) have a pool of their
-own. Two pools on the same cores fight: a threaded SGD update right after a product took 8 ms
-instead of 0.25 ms, because Numba's thread waited behind OpenBLAS' spinning one (bench/NOTES.md,
-change 8). So before this module the kernels ran single-threaded in a training step, and the
-step's element-wise work -- a third of it beside the products -- used one core of two.
+own, and two pools on the same cores fight: a threaded kernel right after a product waits
+until OpenBLAS' spinning thread yields the core (bench/README.md, "One thread pool").
 
 OpenBLAS 0.3.28 added ``openblas_set_threads_callback_function``: the caller supplies the thread
 pool OpenBLAS runs its parallel jobs on. While a fit, evaluate or predict loop runs,
@@ -13,14 +11,14 @@ pool OpenBLAS runs its parallel jobs on. While a fit, evaluate or predict loop r
 (:mod:`._numba_blas`), so one pool of threads does the products and the fused kernels,
 and kernels from :data:`PARALLEL_MIN` elements run threaded. Two independent products (a
 layer's weight and input gradients) run side by side, one thread each
-(:meth:`SharedBlasPool.two_products`; with MKL only large ones, ``MKL_SIDE_BY_SIDE_MACS``). When the loop ends the callback is removed and
-OpenBLAS has its own threads back.
+(:meth:`SharedBlasPool.two_products`; with MKL only large ones, ``MKL_SIDE_BY_SIDE_MACS``).
+When the loop ends the callback is removed and OpenBLAS has its own threads back.
 
-It is used only where it is safe:
+It is used only where it is safe (:func:`.blas_library.unavailable_reason` says why not):
 
 - Numba's ``omp`` threading layer (GNU OpenMP) loads, and ``NUMBA_THREADING_LAYER`` is not set
-  to another one (:func:`choose_threading_layer` picks ``omp`` at import for this; without it,
-  ``workqueue`` as before). OpenBLAS' jobs busy-wait on each other, so they must run at once:
+  to another one (:func:`.blas_library.choose_threading_layer` picks ``omp`` at import for
+  this, else ``workqueue``). OpenBLAS' jobs busy-wait on each other, so they must run at once:
   an OpenMP team gives each its own thread; a task pool (TBB, the work queue) need not.
 - NumPy's BLAS is an OpenBLAS with pthreads that exports the setter, and the machine has two
   cores or more. ``OMP_THREAD_LIMIT`` or ``OMP_DYNAMIC`` (which can shrink a team) are unset.
@@ -35,97 +33,25 @@ themselves go to MKL on the same threads (:mod:`.mkl_blas`).
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 
 from . import mkl_blas
+from .blas_library import callback_setter, choose_threading_layer, gemm_addresses, unavailable_reason
 
-#: ``TENSORNET_SHARED_POOL``: ``auto`` (default) or ``0`` (OpenBLAS keeps its own threads).
-ENV = "TENSORNET_SHARED_POOL"
-
-#: With the pool shared, fused kernels over at least this many elements run threaded: measured
-#: best between 4k and 32k elements on the 2-core machine (bench/NOTES.md, change 8).
+#: With the pool shared, fused kernels over at least this many elements run threaded: no other
+#: pool's threads spin beside them, so threads pay off from far fewer elements than the
+#: ``PARALLEL_MIN`` of :mod:`._numba_kernels` that applies where BLAS keeps its own threads.
 PARALLEL_MIN = 32768
 
-#: CBLAS' row-major order, and its "no transpose" / "transpose" flags.
-ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-
-_AFFIXES = tuple((prefix, suffix) for prefix in ("", "scipy_") for suffix in ("", "64_", "_64"))
-
 _installed = []  # the pools whose callback is in place, for the fork handler
-_forked_child = False
-
-
-def _symbol(controller, name):
-    """(ctypes function, suffix) of ``name`` in the library, under any of OpenBLAS' symbol
-    affixes (NumPy's wheels: ``scipy_`` + name + ``64_``), or (None, None)."""
-    for prefix, suffix in _AFFIXES:
-        function = getattr(controller.dynlib, f"{prefix}{name}{suffix}", None)
-        if function is not None:
-            return function, suffix
-    return None, None
-
-
-def callback_setter(controller):
-    """The ctypes function ``openblas_set_threads_callback_function`` of the OpenBLAS that
-    threadpoolctl's ``controller`` drives, or None (another BLAS, an OpenMP build of OpenBLAS --
-    whose threads are OpenMP's already -- or an OpenBLAS older than 0.3.28)."""
-    if controller is None or getattr(controller, "internal_api", None) != "openblas":
-        return None
-    if getattr(controller, "threading_layer", None) != "pthreads":
-        return None
-    setter, _ = _symbol(controller, "openblas_set_threads_callback_function")
-    if setter is not None:
-        setter.argtypes = [ctypes.c_void_p]
-        setter.restype = None
-    return setter
-
-
-def gemm_addresses(controller):
-    """({dtype char: address of cblas_sgemm / cblas_dgemm}, whether sizes are 64-bit)."""
-    addresses, ilp64 = {}, False
-    for char, name in (("f", "cblas_sgemm"), ("d", "cblas_dgemm")):
-        function, suffix = _symbol(controller, name)
-        if function is not None:
-            addresses[char] = ctypes.cast(function, ctypes.c_void_p).value
-            ilp64 = suffix in ("64_", "_64")
-    return addresses, ilp64
-
-
-def unavailable_reason(controller) -> str | None:
-    """Why the pool cannot be shared here, or None when it can (Numba's layer aside)."""
-    if os.environ.get(ENV, "auto").lower() in ("0", "off", "false", "no"):
-        return f"{ENV}=0"
-    if _forked_child:
-        return "forked child of a process that used GNU OpenMP"
-    for name in ("OMP_THREAD_LIMIT", "OMP_DYNAMIC"):
-        if os.environ.get(name):
-            return f"{name} is set (OpenMP may then run fewer threads than BLAS has jobs)"
-    if (os.cpu_count() or 1) < 2:
-        return "one core"
-    if callback_setter(controller) is None:
-        return "NumPy's BLAS is not an OpenBLAS (0.3.28+, pthreads) with a threads callback"
-    return None
-
-
-def choose_threading_layer(controller) -> str:
-    """Numba's threading layer for tensornet's kernels: ``omp`` when the pool can be shared,
-    else ``workqueue`` (its idle threads sleep instead of spinning beside OpenBLAS')."""
-    if unavailable_reason(controller) is not None:
-        return "workqueue"
-    try:
-        from numba.np.ufunc import omppool  # noqa: F401  (needs GNU OpenMP, libgomp1)
-    except ImportError:
-        return "workqueue"
-    return "omp"
 
 
 def describe(controller) -> str:
     """How a loop's products and kernels will share threads here (``tensornet info``), without
     loading anything."""
-    kernels = sys.modules.get("tensornet.backend._numba_kernels")
-    layer = kernels.THREADING_LAYER if kernels is not None else choose_threading_layer(controller)
+    threads = sys.modules.get("tensornet.backend._numba_threads")
+    layer = threads.THREADING_LAYER if threads is not None else choose_threading_layer(controller)
     reason = unavailable_reason(controller)
     if reason is None and layer != "omp":
         reason = f"Numba's threading layer is {layer!r}, not 'omp' (GNU OpenMP, Debian's libgomp1)"
@@ -220,14 +146,15 @@ class SharedBlasPool:
 
 
 def _after_fork_in_child():
-    global _forked_child
+    """In a forked child: OpenBLAS' own threads again, and every kernel serial where Numba's
+    threads are GNU OpenMP's (which aborts a forked child's parallel region)."""
     for pool in _installed:
         pool.remove_in_child()
     _installed.clear()
+    threads = sys.modules.get("tensornet.backend._numba_threads")
     kernels = sys.modules.get("tensornet.backend._numba_kernels")
-    if kernels is not None and kernels.THREADING_LAYER == "omp":
-        _forked_child = True
-        kernels.PARALLEL_MIN = sys.maxsize  # GNU OpenMP aborts a forked child's parallel region
+    if threads is not None and kernels is not None and threads.THREADING_LAYER == "omp":
+        kernels.PARALLEL_MIN = sys.maxsize
 
 
 if hasattr(os, "register_at_fork"):

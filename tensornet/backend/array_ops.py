@@ -1,0 +1,238 @@
+"""Array operations of :class:`~tensornet.backend.base.Backend`: creating and moving arrays,
+random draws, matrix products, batch normalization and reductions, written once against
+``self.xp`` (NumPy or CuPy)."""
+from __future__ import annotations
+
+import numpy
+
+_FLOATS = (numpy.dtype("float32"), numpy.dtype("float64"))
+
+
+def _shape(shape):
+    """``shape`` as a tuple of ints (an int n is ``(n,)``)."""
+    return (int(shape),) if isinstance(shape, (int, numpy.integer)) else tuple(int(n) for n in shape)
+
+
+class ArrayOps:
+    """Arrays, random draws, linear algebra, batch normalization and reductions over ``self.xp``
+    (a mixin of :class:`~tensornet.backend.base.Backend`, which provides ``xp`` and ``scratch``)."""
+
+    # ------------------------------------------------------------------ arrays
+    def asarray(self, x, dtype=None):
+        """Return ``x`` as an array of this backend (no copy when it already is one)."""
+        return self.xp.asarray(x, dtype=dtype)
+
+    def to_numpy(self, x):
+        """Return ``x`` as a host NumPy array."""
+        return numpy.asarray(x)
+
+    def to_float(self, x) -> float:
+        """Return a 0-d array (or scalar) as a Python float; on a GPU this synchronises."""
+        return float(x)
+
+    def is_array(self, x) -> bool:
+        """True when ``x`` is an array of this backend's module."""
+        return isinstance(x, self.xp.ndarray)
+
+    def dtype(self, name):
+        """The array-module dtype for ``name`` (``"float32"``, ``"int64"``, ...)."""
+        return self.xp.dtype(name)
+
+    def empty(self, shape, dtype="float32"):
+        return self.xp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype="float32"):
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def copy(self, x):
+        return self.xp.array(x, copy=True)
+
+    # ------------------------------------------------------------------ random
+    def rng(self, seed=None):
+        """A seeded host random generator (NumPy's PCG64); ``seed=None`` draws fresh entropy."""
+        return numpy.random.default_rng(seed)
+
+    def random_uniform(self, rng, shape, low, high, dtype="float32"):
+        """U(low, high) drawn on the host with ``rng`` (identical on every backend), as ``dtype``."""
+        return self.asarray(rng.uniform(low, high, size=shape).astype(dtype))
+
+    def random_normal(self, rng, shape, mean, stddev, dtype="float32", truncated=False):
+        """N(mean, stddev^2); with ``truncated`` redrawn outside two standard deviations."""
+        values = rng.standard_normal(size=shape)
+        if truncated:
+            bad = numpy.abs(values) > 2.0
+            while bad.any():
+                values[bad] = rng.standard_normal(size=int(bad.sum()))
+                bad = numpy.abs(values) > 2.0
+        return self.asarray((mean + stddev * values).astype(dtype))
+
+    def permutation(self, rng, n):
+        """A random permutation of ``range(n)`` as an int64 index array of this backend."""
+        return self.asarray(rng.permutation(n).astype(numpy.int64))
+
+    def arange(self, start, stop):
+        return self.xp.arange(start, stop, dtype=self.xp.int64)
+
+    def take_rows(self, x, index, out=None):
+        """Gather ``x[index]`` along the first axis (into ``out`` when given)."""
+        if out is None:
+            return self.xp.take(x, index, axis=0)
+        return self.xp.take(x, index, axis=0, out=out)
+
+    def dropout_mask(self, rng, shape, rate, dtype="float32", out=None):
+        """Inverted-dropout mask: 1 / (1 - rate) with probability 1 - rate, else 0 (drawn with ``rng``).
+
+        u = rng.random(size=shape, dtype=T) with T the mask's dtype when it is float32 / float64,
+        else float64; mask = (u >= T(rate)) * dtype(1 / (1 - rate)), written over the draws (the
+        keep flags in a scratch buffer). The draws go straight into ``out`` when it is a host
+        array of the draw's dtype (the NumPy backend's case: no temporary)."""
+        dtype, shape = numpy.dtype(dtype), _shape(shape)
+        draw = dtype if dtype in _FLOATS else numpy.dtype("float64")
+        u = self._uniform_draws(rng, shape, draw, out)
+        keep = numpy.greater_equal(u, draw.type(rate), out=self._host_scratch("dropout_keep", shape, numpy.bool_))
+        numpy.multiply(keep, dtype.type(1.0 / (1.0 - rate)), out=u)
+        mask = self.asarray(u if draw == dtype else u.astype(dtype))
+        if out is None or mask is out:
+            return mask
+        out[...] = mask
+        return out
+
+    def _host_scratch(self, key, shape, dtype):
+        """A reusable host work buffer: :meth:`scratch` where the backend's arrays live on the
+        host, else a new NumPy array."""
+        if self.xp is numpy:
+            return self.scratch(key, shape, dtype)
+        return numpy.empty(shape, dtype)
+
+    def _uniform_draws(self, rng, shape, dtype, out):
+        """``rng.random(size=shape, dtype=dtype)`` on the host, drawn into ``out`` when it is a
+        C-contiguous NumPy array of that shape and dtype (the same stream either way)."""
+        if (isinstance(out, numpy.ndarray) and out.dtype == dtype and out.shape == shape
+                and out.flags.c_contiguous):
+            return rng.random(dtype=dtype, out=out)
+        return rng.random(size=shape, dtype=dtype)
+
+    # ------------------------------------------------------------------ linear algebra
+    def matmul(self, a, b, out=None, trans_a=False, trans_b=False):
+        """``op(a) @ op(b)`` for 2-D matrices or 3-D batches, ``op`` transposing the last two axes."""
+        if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+            raise ValueError(f"matmul expects 2-D or 3-D arrays, got shapes {a.shape} and {b.shape}")
+        if trans_a:
+            a = self.xp.swapaxes(a, -1, -2)
+        if trans_b:
+            b = self.xp.swapaxes(b, -1, -2)
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+        return self.xp.matmul(a, b, out=out)
+
+    def matmuls(self, products):
+        """Independent products: each ``(a, b, out, trans_a, trans_b)`` is ``out = op(a) @ op(b)``
+        as :meth:`matmul` computes it, and no ``out`` overlaps another product's operands. A
+        backend may run them at the same time. Returns the results in order."""
+        return [self.matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
+                for a, b, out, trans_a, trans_b in products]
+
+    def multiply(self, a, b, out=None):
+        """Element-wise a * b."""
+        return self.xp.multiply(a, b, out=out)
+
+    def bias_add(self, x, bias, out=None):
+        """``x + bias`` with ``bias`` broadcast over the rows."""
+        return self.xp.add(x, bias, out=out)
+
+    def sum_rows(self, x, out=None):
+        """Column sums ``sum_i x[i, :]`` (the bias gradient), as the ufunc's own reduction
+        (``xp.sum`` adds a Python dispatch layer over it)."""
+        return self.xp.add.reduce(x, axis=0, out=out)
+
+    # ------------------------------------------------------------------ batch normalization
+    def batch_norm_forward(self, x, gamma, beta, epsilon, out=None, x_hat_out=None):
+        """Training-mode batch normalization over axis 0 of ``x`` (N, F):
+
+        mean = sum_i x_i / N;  var = sum_i (x_i - mean)^2 / N  (the biased variance, as Keras);
+        inv_std = 1 / sqrt(var + epsilon);  x_hat = (x - mean) inv_std;  y = gamma x_hat + beta.
+
+        Returns ``(y, x_hat, inv_std, mean, var)``; ``y`` goes to ``out`` and ``x_hat`` to
+        ``x_hat_out`` when given (distinct buffers, neither aliasing ``x``)."""
+        xp = self.xp
+        mean = xp.mean(x, axis=0)
+        x_hat = xp.subtract(x, mean, out=x_hat_out)
+        y = xp.multiply(x_hat, x_hat, out=out)
+        var = xp.mean(y, axis=0)
+        inv_std = xp.sqrt(var + epsilon)
+        inv_std = xp.divide(1.0, inv_std, out=inv_std)
+        x_hat *= inv_std
+        if gamma is not None:
+            xp.multiply(x_hat, gamma, out=y)
+        else:
+            xp.copyto(y, x_hat)
+        if beta is not None:
+            y += beta
+        return y, x_hat, inv_std, mean, var
+
+    def batch_norm_backward(self, dy, x_hat, inv_std, gamma, dx_out=None, dgamma_out=None, dbeta_out=None):
+        """Gradients of training-mode batch normalization (batch statistics differentiated):
+
+        dbeta = sum_i dy_i;  dgamma = sum_i dy_i x_hat_i;
+        dx = (gamma inv_std / N) (N dy - dbeta - x_hat dgamma).
+
+        Returns ``(dx, dgamma, dbeta)``, each written to its ``*_out`` when given (``dx_out``
+        must not alias ``dy`` or ``x_hat``); ``gamma`` None means gamma = 1."""
+        xp = self.xp
+        n = dy.shape[0]
+        dbeta = xp.sum(dy, axis=0, out=dbeta_out)
+        dx = xp.multiply(dy, x_hat, out=dx_out)
+        dgamma = xp.sum(dx, axis=0, out=dgamma_out)
+        # dx = (dy - dbeta / N - x_hat dgamma / N) * gamma inv_std
+        xp.multiply(x_hat, dgamma * (1.0 / n), out=dx)
+        dx += dbeta * (1.0 / n)
+        xp.subtract(dy, dx, out=dx)
+        dx *= inv_std if gamma is None else gamma * inv_std
+        return dx, dgamma, dbeta
+
+    def batch_norm_inference(self, x, moving_mean, moving_var, gamma, beta, epsilon, out=None):
+        """Inference-mode batch normalization with fixed statistics:
+        y = gamma (x - moving_mean) / sqrt(moving_var + epsilon) + beta."""
+        xp = self.xp
+        inv_std = xp.sqrt(moving_var + epsilon)
+        inv_std = xp.divide(1.0, inv_std, out=inv_std)
+        y = xp.subtract(x, moving_mean, out=out)
+        y *= inv_std
+        if gamma is not None:
+            y *= gamma
+        if beta is not None:
+            y += beta
+        return y
+
+    def update_moving(self, moving, value, momentum):
+        """Exponential moving average in place (Keras): moving = moving * momentum + value * (1 - momentum)."""
+        moving *= momentum
+        moving += value * (1.0 - momentum)
+        return moving
+
+    # ------------------------------------------------------------------ reductions
+    def sum(self, x):
+        return self.xp.sum(x)
+
+    def argmax(self, x, axis=-1):
+        return self.xp.argmax(x, axis=axis)
+
+    def all_finite(self, x) -> bool:
+        """True when no element of ``x`` is NaN or infinite (synchronises on a GPU)."""
+        if x.dtype.kind not in "fc":
+            return True
+        return bool(self.xp.isfinite(x).all())
+
+    def min_max(self, x):
+        """(min, max) of ``x`` as Python numbers."""
+        return self.xp.min(x).item(), self.xp.max(x).item()
+
+    def count_bad_labels(self, labels, num_classes):
+        """How many integer labels fall outside [0, num_classes)."""
+        return int(self.xp.count_nonzero((labels < 0) | (labels >= num_classes)))
+
+    def one_hot(self, labels, num_classes, dtype="float32"):
+        """Rows e_label of the identity (``to_categorical``)."""
+        out = self.xp.zeros((labels.shape[0], num_classes), dtype=dtype)
+        out[self.xp.arange(labels.shape[0]), labels] = 1
+        return out

@@ -1,0 +1,68 @@
+"""The NumPy backend's compiled whole training step of a Dense network with SGD, as a callable:
+:func:`compiled_mlp_step` says whether it can run now and returns a :class:`MlpStep`, which calls
+:func:`._numba_step.mlp_sgd_step` on MKL's GEMM and the shared thread pool.
+:mod:`.numpy_whole_step` decides which models it trains.
+"""
+from __future__ import annotations
+
+import numpy
+
+from .blas_threads import SMALL_PRODUCT_MACS
+
+_FLOATS = (numpy.dtype("float32"), numpy.dtype("float64"))
+
+
+def compiled_mlp_step(ops, dtype, largest_macs):
+    """``(MlpStep, None)`` for the NumPy backend ``ops``, or ``(None, reason)``: the step runs
+    only inside a loop (``ops.start()``), with Numba's kernels, with MKL on the shared pool, on
+    float32 or float64, and where the step's largest product (``largest_macs`` multiply-adds)
+    is large enough to thread (``SMALL_PRODUCT_MACS``: smaller models keep BLAS on one thread
+    and the layered step)."""
+    dtype = numpy.dtype(dtype)
+    if dtype not in _FLOATS:
+        return None, f"the model's dtype is {dtype}, not float32 or float64"
+    if ops.accelerator != "numba":
+        return None, f"Numba's kernels are not in use ({ops._kernel_setting})"
+    blas_threads = ops._blas_threads
+    if not blas_threads.in_loop:
+        return None, "the compiled step runs only inside fit"
+    if largest_macs < SMALL_PRODUCT_MACS:
+        return None, (f"the largest product has {largest_macs} multiply-adds, below {SMALL_PRODUCT_MACS}: "
+                      "BLAS stays on one thread and the layered step is the faster one")
+    blas_threads.for_product(largest_macs)  # shares the pool with MKL where possible
+    mkl = blas_threads.mkl
+    if mkl is None:
+        return None, f"MKL is not running on the shared pool ({blas_threads.reason or 'not loaded'})"
+    return MlpStep(blas_threads, mkl.addresses[dtype.char], dtype), None
+
+
+class MlpStep:
+    """``run(x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
+    weight_decay, update=True)``: one SGD step of the network in ``table`` (the arguments of
+    :func:`._numba_step.mlp_sgd_step`), returning the batch's loss sum in ``dtype``; ``target``
+    is (B, classes) in ``dtype`` or (B,) int64 labels; ``velocity`` may be None (momentum 0).
+    The SGD scalars are cast to the dtype. ``ready`` is False once the pool is no longer shared
+    (a forked child, where a parallel region would abort: the caller then takes the layered step)."""
+
+    def __init__(self, blas_threads, gemm, dtype):
+        from . import _numba_step
+
+        self._kernel, self._blas_threads, self._gemm = _numba_step.mlp_sgd_step, blas_threads, gemm
+        self._cast, self._tiny = dtype.type, numpy.finfo(dtype).tiny
+        self._losses = numpy.zeros(blas_threads.threads)
+        self._no_labels, self._no_targets = numpy.zeros(0, numpy.int64), numpy.zeros((0, 0), dtype)
+
+    @property
+    def ready(self) -> bool:
+        return self._blas_threads.mkl is not None  # MKL's GEMM is set only while the pool is shared
+
+    def __call__(self, x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
+                 weight_decay, update=True):
+        sparse, cast = target.ndim == 1, self._cast
+        mode = 0 if not momentum else (2 if nesterov else 1)
+        targets, labels = (self._no_targets, target) if sparse else (target, self._no_labels)
+        total = self._kernel(self._gemm, x, targets, labels, sparse, params, grads,
+                             params if velocity is None else velocity, table, acts, dz, probs, cast(lr),
+                             cast(momentum), cast(weight_decay), mode, bool(weight_decay), self._tiny, self._losses,
+                             update)
+        return cast(total)
