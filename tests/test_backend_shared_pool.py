@@ -45,7 +45,7 @@ def shareable():
 def small_model(backend, seed=3):
     """Products of 128 x 100 x 400 (above SMALL_PRODUCT_MACS: threaded) and kernels over more
     than shared_pool.PARALLEL_MIN elements), trained layer by layer: these tests are about the
-    layered step's calls (the compiled one has tests/test_compiled_step.py)."""
+    layered step's calls (the whole step has tests/test_backend_whole_step.py)."""
     model = Sequential([Dense(400, activation="relu", input_shape=(100,)), Dense(5, activation="softmax")], seed=seed)
     model.compile(optimizer=SGD(lr=0.05, momentum=0.9), loss="categorical_crossentropy", backend=backend,
                   jit_compile=False)

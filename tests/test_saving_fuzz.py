@@ -3,7 +3,7 @@
 One real model (Dense + BatchNormalization + Dropout + Dense, Adam, fit for an epoch) is saved
 once; every property loads variants of that file and requires either a clean load or a
 ValueError naming the file, never another exception, with a peak of traced memory (tracemalloc,
-NumPy's buffers included) within 16 times the file's size plus 1 MiB, whatever sizes the file
+NumPy's buffers included) within 16 times the file's size plus 8 MiB, whatever sizes the file
 claims:
 
 - byte-level mutations of the file (bit flips, overwritten, inserted and deleted bytes,
@@ -48,7 +48,10 @@ BYTE_EXAMPLES = 1000
 ZIP_EXAMPLES = 400
 HEADER_EXAMPLES = 300
 WEIGHTS_EXAMPLES = 300
-_SLACK = 1 << 20
+#: Fixed allowance beside 16 x the file size. What the bound catches is allocation driven by sizes a
+#: file declares (a hostile one claims gigabytes); tracemalloc counts every thread of the process,
+#: and a few MiB from another thread inside the measured call must not fail it.
+_SLACK = 8 << 20
 
 def make_model(seed=0):
     model = Sequential([Dense(8, activation="relu", input_shape=(6,)), BatchNormalization(),
@@ -272,8 +275,10 @@ def array_edits(draw, arrays):
 # ------------------------------------------------------------------ checking one load
 def load_bounded(function, path, limit):
     """function(path) under tracemalloc: (result or None, ValueError or None); peak checked. The
-    heap is collected first, so that garbage of earlier tests freed during the call is not counted."""
-    gc.collect()
+    cyclic collector is paused meanwhile, so that finalizers of earlier tests' garbage do not run
+    (and allocate) inside the measured call."""
+    paused = gc.isenabled()
+    gc.disable()
     tracemalloc.start()
     try:
         return function(path), None
@@ -283,11 +288,13 @@ def load_bounded(function, path, limit):
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+        if paused:
+            gc.enable()
         assert peak <= limit, f"loading peaked at {peak} bytes (bound {limit})"
 
 
 def load_counted(function, path, data, counts):
-    """``function(path)`` under :func:`load_bounded` (memory bound 16 x the file + 1 MiB), counted
+    """``function(path)`` under :func:`load_bounded` (memory bound 16 x the file + 8 MiB), counted
     in ``counts`` as loaded, rejected (ValueError: returns None) or other (re-raised)."""
     counts["files"] += 1
     try:
