@@ -21,11 +21,14 @@ under the system temp dir).
 
 - Threads are fibers (ucontext): a block's threads run one after another on one OS thread and
   switch only at ``__syncthreads`` and at the warp-wide exchange inside every shuffle or vote.
-  A thread therefore runs as far as it can before any other thread of its block runs, so a
-  missing ``__syncthreads`` (thread 0 reading what the others have not written yet) gives a
-  wrong result every time, not once in a while; threads waiting at different barriers are
-  reported as a deadlock. ``__shared__`` variables are per worker OS thread, i.e. per running
-  block.
+  A thread therefore runs as far as it can before any other thread of its block runs, in
+  increasing thread order on one launch and decreasing order on the next, so a missing
+  ``__syncthreads`` gives a wrong result on one of every two launches, deterministically: in
+  one order a thread reads what a lower-numbered thread has not written yet, in the other what a
+  higher-numbered one has not. A barrier is released only when every thread of the block (every
+  lane of the warp, for a shuffle or vote) waits there; threads waiting at different barriers,
+  or at one that others exited without reaching, are reported as a deadlock. ``__shared__``
+  variables are per worker OS thread, i.e. per running block.
 - Blocks run on several worker OS threads at once (``$TENSORNET_HARNESS_WORKERS``, default 4),
   in an order shuffled per launch (``$TENSORNET_HARNESS_SEED``), so blocks interleave and the
   last block to finish is a different one from launch to launch; the atomics are real.

@@ -1,10 +1,15 @@
 // cuda_runtime.cpp -- the scheduler of the host CUDA harness (see cuda_host.h).
 //
 // run_grid: workers (OS threads) take blocks from a shuffled list; a worker runs a block as
-// blockDim fibers (ucontext), resuming them in thread order. A fiber runs until it finishes or
+// blockDim fibers (ucontext), resuming them in increasing thread order, or in decreasing order
+// every other launch: a thread reading what a thread of lower index writes without a barrier
+// between them reads stale data in one order, one reading what a higher index writes in the
+// other. A fiber runs until it finishes or
 // waits at a barrier: __syncthreads (released when every live thread of the block waits there)
-// or a warp exchange (released when every live lane of the warp waits there). Waiting at
-// different barriers, so that none can be released, is reported as a deadlock. A segmentation
+// or a warp exchange (released when every lane of the warp waits there). Waiting at different
+// barriers, or at a barrier some thread of the block (lane of the warp) has exited without
+// reaching, is reported as a deadlock: CUDA requires every thread to reach a __syncthreads,
+// and every lane of the full mask to reach a shuffle or vote. A segmentation
 // fault inside a kernel (a guard page of an argument touched) ends the launch with an error
 // instead of the process: the signal handler jumps back to the worker's scheduler.
 #include <algorithm>
@@ -85,7 +90,7 @@ void on_fault(int, siginfo_t* info, void*) {
 }
 
 // Run one block to completion on this worker; false on deadlock.
-bool run_block(unsigned threads) {
+bool run_block(unsigned threads, bool reverse) {
     Worker& w = *worker;
     for (unsigned t = 0; t < threads; ++t) {
         Fiber& f = w.fibers[t];
@@ -99,7 +104,8 @@ bool run_block(unsigned threads) {
     const unsigned warps = (threads + 31) / 32;
     for (;;) {
         bool ran = false;
-        for (unsigned t = 0; t < threads; ++t) {
+        for (unsigned k = 0; k < threads; ++k) {
+            const unsigned t = reverse ? threads - 1 - k : k;
             if (w.fibers[t].state != RUNNABLE) continue;
             ran = true;
             w.current = (int)t;
@@ -112,15 +118,16 @@ bool run_block(unsigned threads) {
         unsigned live = 0, at_block = 0;
         bool released = false;
         for (unsigned warp = 0; warp < warps; ++warp) {
-            unsigned live_lanes = 0, at_warp = 0;
+            unsigned live_lanes = 0, at_warp = 0, lanes = 0;
             for (unsigned t = warp * 32; t < threads && t < warp * 32 + 32; ++t) {
                 const State s = w.fibers[t].state;
+                ++lanes;
                 if (s != DONE) ++live_lanes;
                 if (s == WAIT_WARP) ++at_warp;
                 if (s == WAIT_BLOCK) ++at_block;
             }
             live += live_lanes;
-            if (at_warp > 0 && at_warp == live_lanes) {
+            if (at_warp > 0 && at_warp == lanes) {
                 for (unsigned t = warp * 32; t < threads && t < warp * 32 + 32; ++t)
                     if (w.fibers[t].state == WAIT_WARP) w.fibers[t].state = RUNNABLE;
                 released = true;
@@ -128,7 +135,7 @@ bool run_block(unsigned threads) {
         }
         if (live == 0) return true;
         if (released) continue;
-        if (at_block == live) {
+        if (at_block == threads) {
             for (unsigned t = 0; t < threads; ++t)
                 if (w.fibers[t].state == WAIT_BLOCK) w.fibers[t].state = RUNNABLE;
             continue;
@@ -138,7 +145,7 @@ bool run_block(unsigned threads) {
 }
 
 void work(const std::vector<unsigned>* order, std::atomic<size_t>* next, const unsigned* grid,
-          const unsigned* block, const std::function<void()>* body) {
+          const unsigned* block, const std::function<void()>* body, bool reverse) {
     Worker w;
     worker = &w;
     w.body = body;
@@ -167,10 +174,11 @@ void work(const std::vector<unsigned>* order, std::atomic<size_t>* next, const u
             block_idx.x = b % grid[0];
             block_idx.y = (b / grid[0]) % grid[1];
             block_idx.z = b / (grid[0] * grid[1]);
-            if (!run_block(threads)) {
+            if (!run_block(threads, reverse)) {
                 fail("deadlock: the threads of block " + std::to_string(b) +
-                     " wait at different barriers (__syncthreads in divergent code, or a "
-                     "shuffle not reached by every lane)");
+                      " wait at different barriers, or at one that other threads exited without "
+                     "reaching (__syncthreads in divergent code, or a full-mask shuffle or vote "
+                     "not reached by every lane)");
             }
         }
     } else {
@@ -229,8 +237,10 @@ int run_grid(const unsigned* grid, const unsigned* block, const std::function<vo
     std::vector<unsigned> order(blocks);
     for (unsigned b = 0; b < blocks; ++b) order[b] = b;
     static std::atomic<unsigned> launches{0};
+    const unsigned launch = launches.fetch_add(1);
+    const bool reverse = (launch & 1u) != 0;  // threads in decreasing order every other launch
     const char* seed_env = std::getenv("TENSORNET_HARNESS_SEED");
-    std::mt19937 rng((seed_env ? (unsigned)std::atoi(seed_env) : 12345u) + launches.fetch_add(1));
+    std::mt19937 rng((seed_env ? (unsigned)std::atoi(seed_env) : 12345u) + launch);
     std::shuffle(order.begin(), order.end(), rng);
     failed.store(false);
     first_error.clear();
@@ -244,7 +254,7 @@ int run_grid(const unsigned* grid, const unsigned* block, const std::function<vo
     const unsigned workers = std::max(1u, std::min(blocks, workers_env ? (unsigned)std::atoi(workers_env) : 4u));
     std::atomic<size_t> next{0};
     std::vector<std::thread> pool;
-    for (unsigned k = 0; k < workers; ++k) pool.emplace_back(work, &order, &next, grid, block, &body);
+    for (unsigned k = 0; k < workers; ++k) pool.emplace_back(work, &order, &next, grid, block, &body, reverse);
     for (auto& t : pool) t.join();
     sigaction(SIGSEGV, &previous, nullptr);
     sigaction(SIGBUS, &previous_bus, nullptr);

@@ -61,3 +61,14 @@ __global__ void write_before_start(long long n, float* out) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) out[i - 1] = 2.0f;
 }
+
+// Thread 0 publishes a value in shared memory; WITH_SYNC selects whether the others wait for it.
+template <int WITH_SYNC>
+__global__ void broadcast(int* out) {
+    __shared__ int value;
+    if (threadIdx.x == 0) value = 7;
+    if (WITH_SYNC) __syncthreads();
+    out[threadIdx.x] = value;
+    if (WITH_SYNC) __syncthreads();
+    if (threadIdx.x == 0) value = 0;
+}
