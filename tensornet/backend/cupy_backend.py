@@ -54,6 +54,8 @@ class CupyBackend(CupyOptimizerOps, Backend):
 
     name = "cupy"
     xp = cupy
+    #: The fused kernels are instantiated for float and double only (``kernels.float_ctype``).
+    parameter_dtypes = tuple(kernels.FLOAT_CTYPES)
 
     def __init__(self):
         super().__init__()

@@ -169,6 +169,7 @@ class Sequential:
             raise TypeError(f"metrics must be a list of metric names; got {type(metrics).__name__}")
         self._metric_ids = list(metrics or [])
         target = get_backend(backend) if backend is not None else (self.ops or get_backend())
+        target.check_parameter_dtype(self.dtype)
         if self.built and target is not self.ops:
             weights = self.get_weights()
             self.ops = target
