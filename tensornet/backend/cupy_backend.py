@@ -237,7 +237,7 @@ class CupyBackend(CupyOptimizerOps, Backend):
         loss, _ = self._softmax_cross_entropy(logits, probs, target, grad_out, sparse, False)
         return loss
 
-    def _softmax_cross_entropy_count(self, logits, probs, target, grad_out, sparse=False):
+    def softmax_cross_entropy_count(self, logits, probs, target, grad_out, sparse=False):
         """As :meth:`softmax_cross_entropy`, also returning the number of rows where
         argmax(probs) equals the target's argmax (or label), counted in the same pass:
         ``(loss, correct)``, both 0-d device arrays (``correct`` is int64), no host sync.
