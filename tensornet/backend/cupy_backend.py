@@ -247,10 +247,9 @@ class CupyBackend(CupyOptimizerOps, Backend):
     def _softmax_cross_entropy(self, logits, probs, target, grad_out, sparse, count):
         where = "softmax_cross_entropy"
         ctype = self._check_float(logits, "logits", where)
-        if logits.ndim != 2:
+        if logits.ndim != 2:  # the kernel takes (batch, classes); others go through the reference
             if count:
-                raise ValueError(f"{where}: logits must be 2-D (batch, classes), got shape "
-                                 f"{logits.shape}")
+                return super().softmax_cross_entropy_count(logits, probs, target, grad_out, sparse=sparse)
             loss = super().softmax_cross_entropy(logits, probs, target, grad_out, sparse=sparse)
             return loss, None
         rows, cols = logits.shape
