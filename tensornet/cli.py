@@ -75,7 +75,12 @@ def build_parser():
     train.add_argument("--plot", metavar="PATH", default=None,
                        help="draw loss and accuracy curves, training and validation, into PATH (.png, .svg, "
                             ".pdf; needs matplotlib)")
-    commands.add_parser("info", help="print versions, backend and device")
+    info_parser = commands.add_parser("info", help="print versions, backend and device")
+    info_parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
+                             help="the backend to describe and check (default: $TENSORNET_BACKEND, else auto)")
+    info_parser.add_argument("--check", action="store_true",
+                             help="run each kernel of the backend against its reference on a small random input "
+                                  "and say which pass (exit status 1 when any fails)")
     return parser
 
 
@@ -245,7 +250,9 @@ def _write_outputs(model, save_path, args):
         print(f"wrote plot to {args.plot}", flush=True)
 
 
-def info() -> None:
+def info(backend_name=None, check=False) -> int:
+    """Print versions, backend and device; with ``check``, each kernel's self-check line and a
+    summary (:mod:`tensornet.backend.self_check`). Returns the exit status."""
     import numpy
 
     from .version import __version__
@@ -258,10 +265,21 @@ def info() -> None:
     usable, reason = cupy_status()
     print(f"cupy: {'usable' if usable else 'not usable'} ({reason})")
     env = os.environ.get("TENSORNET_BACKEND")
-    backend = get_backend()
+    backend = get_backend(backend_name)
     print(f"backend: {backend.name} (TENSORNET_BACKEND={env!r}; auto picks cupy only when usable)")
     for key, value in backend.device_info().items():
         print(f"  {key}: {value}")
+    if not check:
+        return 0
+    from .backend.self_check import check_backend
+
+    results = check_backend(backend)
+    for result in results:
+        print(f"{'PASS' if result.passed else 'FAIL'} {result.name} ({result.detail})")
+    failed = [r.name for r in results if not r.passed]
+    print(f"check: {len(results) - len(failed)} of {len(results)} kernel checks pass on the {backend.name} backend"
+          + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:
@@ -272,7 +290,7 @@ def main(argv=None) -> int:
         if args.command == "train":
             train(args)
         else:
-            info()
+            return info(args.backend, args.check)
     except TrainingInterrupted as exc:
         resume = f"; continue with --resume {_checkpoint_dir(args)}" if exc.checkpoints else ""
         print(f"tensornet: {exc}{resume}", file=sys.stderr, flush=True)

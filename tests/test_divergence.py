@@ -11,6 +11,7 @@ from tensornet.callbacks import Checkpoints, LambdaCallback
 from tensornet.checkpoints import CheckpointDirectory
 from tensornet.errors import DivergenceError
 from tensornet.layers import Dense
+from tensornet.training.divergence import FiniteGuard
 from tensornet.optimizers import Adam
 
 BATCH = 16
@@ -87,6 +88,26 @@ def test_a_poisoned_batch_stops_fit_at_its_step_with_the_last_finite_state(check
     for a, b in zip(arrays, expected_arrays):
         np.testing.assert_array_equal(a, b)
     assert all(np.isfinite(a).all() for a in arrays)
+
+
+@pytest.mark.parametrize("check_seconds, checks_before_failure, replayed", [(0.0, POISONED_STEP, 1), (1e9, 0, 6)])
+def test_check_seconds_sets_how_often_the_guard_checks(check_seconds, checks_before_failure, replayed,
+                                                       monkeypatch):
+    """With CHECK_SECONDS = 0 the guard checks after every step (so the replay is the one bad
+    step); with checks far apart it replays the epoch up to the bad step."""
+    guards = []
+    init = FiniteGuard.__init__
+
+    def recording_init(guard, *args, **kwargs):
+        init(guard, *args, **kwargs)
+        guards.append(guard)
+
+    monkeypatch.setattr(FiniteGuard, "__init__", recording_init)
+    diverge("numpy", check_seconds, monkeypatch)
+    (guard,) = guards
+    assert guard.check_seconds == check_seconds
+    # The failing check counts too.
+    assert (guard.checks, guard.replayed) == (checks_before_failure + 1, replayed)
 
 
 def test_the_newest_checkpoint_is_the_last_finite_step(tmp_path, monkeypatch):

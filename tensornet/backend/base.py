@@ -43,12 +43,22 @@ class Backend(ArrayOps, ActivationOps, LossOps, OptimizerOps):
 
     name = "base"
     xp = numpy
+    #: Parameter dtypes this backend trains; ``compile`` refuses any other, naming it.
+    parameter_dtypes = ("float16", "float32", "float64")
 
     def __init__(self):
         self._scratch_buffers = {}
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
+
+    def check_parameter_dtype(self, dtype) -> None:
+        """Raise ValueError when this backend cannot train parameters of ``dtype``."""
+        name = getattr(dtype, "name", None) or str(dtype)
+        if name not in self.parameter_dtypes:
+            raise ValueError(f"the {self.name} backend trains {', '.join(self.parameter_dtypes)} parameters; "
+                             f"this model's dtype is {name}: build it with dtype='float32' (the default) "
+                             "or choose a backend that supports it")
 
     # ------------------------------------------------------------------ memory
     def scratch(self, key, shape, dtype):

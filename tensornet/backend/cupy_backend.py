@@ -54,6 +54,8 @@ class CupyBackend(CupyOptimizerOps, Backend):
 
     name = "cupy"
     xp = cupy
+    #: The fused kernels are instantiated for float and double only (``kernels.float_ctype``).
+    parameter_dtypes = tuple(kernels.FLOAT_CTYPES)
 
     def __init__(self):
         super().__init__()
@@ -235,7 +237,7 @@ class CupyBackend(CupyOptimizerOps, Backend):
         loss, _ = self._softmax_cross_entropy(logits, probs, target, grad_out, sparse, False)
         return loss
 
-    def _softmax_cross_entropy_count(self, logits, probs, target, grad_out, sparse=False):
+    def softmax_cross_entropy_count(self, logits, probs, target, grad_out, sparse=False):
         """As :meth:`softmax_cross_entropy`, also returning the number of rows where
         argmax(probs) equals the target's argmax (or label), counted in the same pass:
         ``(loss, correct)``, both 0-d device arrays (``correct`` is int64), no host sync.
@@ -245,10 +247,9 @@ class CupyBackend(CupyOptimizerOps, Backend):
     def _softmax_cross_entropy(self, logits, probs, target, grad_out, sparse, count):
         where = "softmax_cross_entropy"
         ctype = self._check_float(logits, "logits", where)
-        if logits.ndim != 2:
+        if logits.ndim != 2:  # the kernel takes (batch, classes); others go through the reference
             if count:
-                raise ValueError(f"{where}: logits must be 2-D (batch, classes), got shape "
-                                 f"{logits.shape}")
+                return super().softmax_cross_entropy_count(logits, probs, target, grad_out, sparse=sparse)
             loss = super().softmax_cross_entropy(logits, probs, target, grad_out, sparse=sparse)
             return loss, None
         rows, cols = logits.shape

@@ -129,6 +129,13 @@ class LossOps:
         return self._softmax_ce_grad_from_probs(out, labels, out, sparse=True)
 
     # ------------------------------------------------------------------ fused output losses
+    def softmax_cross_entropy_count(self, logits, probs, target, grad_out, sparse=False):
+        """:meth:`softmax_cross_entropy` plus the number of rows whose argmax(probs) equals the
+        target's argmax (or label): ``(loss sum, correct)``, both 0-d device arrays. A backend
+        with a fused kernel counts in the same pass; this reference is the two ops in turn."""
+        loss = self.softmax_cross_entropy(logits, probs, target, grad_out, sparse=sparse)
+        return loss, self.count_correct(probs, target, "sparse" if sparse else "categorical")
+
     def softmax_cross_entropy(self, logits, probs, target, grad_out, sparse=False):
         """Fused softmax + categorical cross-entropy on an output layer.
 

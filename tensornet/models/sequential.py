@@ -57,6 +57,7 @@ class Sequential:
         self.compiled = False
         self.built = False
         self.fused_output = None
+        self.counted_metric = self._fused_correct = None
         #: ``compile(jit_compile=...)``: whether ``fit`` may train through a compiled step.
         self.jit_compile = "auto"
         self.stop_training = False
@@ -169,6 +170,7 @@ class Sequential:
             raise TypeError(f"metrics must be a list of metric names; got {type(metrics).__name__}")
         self._metric_ids = list(metrics or [])
         target = get_backend(backend) if backend is not None else (self.ops or get_backend())
+        target.check_parameter_dtype(self.dtype)
         if self.built and target is not self.ops:
             weights = self.get_weights()
             self.ops = target
@@ -187,6 +189,12 @@ class Sequential:
         output_size = self.output_shape[-1]
         self.metrics = [metrics_module.get(m, self.loss, output_size) for m in self._metric_ids]
         self.fused_output = self.loss.fused_activation(last.output_activation)
+        #: Index of the accuracy metric the fused softmax cross-entropy counts in its own pass.
+        self.counted_metric = next(
+            (i for i, metric in enumerate(self.metrics) if self.fused_output and hasattr(self.loss, "fused_count")
+             and getattr(metric, "kind", None) == ("sparse" if self.loss.target_kind == "sparse" else "categorical")),
+            None)
+        self._fused_correct = None
         self.optimizer.build(self.store)
 
     def require_compiled(self, what):
@@ -216,13 +224,21 @@ class Sequential:
         With a softmax output and (sparse) categorical cross-entropy the gradient with respect to
         the logits is (p - y) / N, computed directly, never through the clipped log."""
         grad = self._workspace("dy", pred.shape)
-        if self.fused_output:
+        if self.fused_output and self.counted_metric is not None:
+            loss_sum, self._fused_correct = self.loss.fused_count(self.ops, self.layers[-1].logits, pred, y, grad)
+        elif self.fused_output:
             loss_sum = self.loss.fused(self.ops, self.layers[-1].logits, pred, y, grad)
         else:
             loss_sum = self.loss.total(self.ops, pred, y)
             self.loss.gradient(self.ops, pred, y, out=grad)
         self.backward(grad, through_activation=not self.fused_output)
         return loss_sum
+
+    def take_fused_count(self):
+        """``(metric index, correct count)`` the last :meth:`backpropagate` counted with the loss
+        (a 0-d device array), or None; each count is handed out once."""
+        correct, self._fused_correct = self._fused_correct, None
+        return None if correct is None else (self.counted_metric, correct)
 
     def evaluation_loss(self, pred, y):
         """The loss of ``pred`` (this batch's forward output) against ``y``, summed over the

@@ -124,6 +124,12 @@ class CategoricalCrossentropy(Loss):
     def fused(self, ops, logits, probs, target, grad_out):
         return ops.softmax_cross_entropy(logits, probs, target, grad_out, sparse=False)
 
+    def fused_count(self, ops, logits, probs, target, grad_out):
+        """:meth:`fused` that also counts the correct predictions in the same pass:
+        ``(loss sum, correct)``."""
+        return ops.softmax_cross_entropy_count(logits, probs, target, grad_out,
+                                               sparse=self.target_kind == "sparse")
+
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """-log p_label per example for integer labels; fuses with a softmax output."""

@@ -106,9 +106,11 @@ class FiniteGuard:
     """Checks a :class:`~tensornet.training.trainer.Trainer`'s run for non-finite losses and gradients
     (see the module docstring)."""
 
-    def __init__(self, trainer, check_seconds=CHECK_SECONDS):
+    def __init__(self, trainer, check_seconds=None):
         self.trainer = trainer
-        self.check_seconds = check_seconds
+        #: ``None`` reads the module's :data:`CHECK_SECONDS` when the guard is made, so a
+        #: setting changed after import applies to the next ``fit``.
+        self.check_seconds = CHECK_SECONDS if check_seconds is None else check_seconds
         self.snapshot = Snapshot()
         self._last_check = time.perf_counter()
         #: Checks run and steps replayed (for tests and benchmarks).

@@ -11,10 +11,15 @@ class EpochTotals:
         self.metric_sums = [ops.zeros((), "float64") for _ in metrics]
         self.samples = 0
 
-    def add(self, loss_sum, pred, target):
+    def add(self, loss_sum, pred, target, counted=None):
+        """Add one batch; ``counted`` = ``(metric index, batch sum)`` for a metric the step
+        already computed (the fused softmax cross-entropy's correct count), else None."""
         self.loss += loss_sum
         for i, metric in enumerate(self.metrics):
-            self.metric_sums[i] += metric.batch_sum(self.ops, pred, target)
+            if counted is not None and counted[0] == i:
+                self.metric_sums[i] += counted[1]
+            else:
+                self.metric_sums[i] += metric.batch_sum(self.ops, pred, target)
         self.samples += pred.shape[0]
 
     def state(self) -> dict:

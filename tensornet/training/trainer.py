@@ -193,7 +193,7 @@ class Trainer(BatchGathering):
     def train_step(self, xb, yb, totals):
         """Forward, loss, backward and one optimizer step on one batch, then the epoch totals."""
         pred, loss_sum = self.step(xb, yb)
-        totals.add(loss_sum, pred, yb)
+        totals.add(loss_sum, pred, yb, counted=self.model.take_fused_count())
 
     def checked_step(self, xb, yb):
         """The same step with the loss and then the gradients read on the host before the
@@ -201,6 +201,7 @@ class Trainer(BatchGathering):
         finite, else None. The divergence guard replays steps with it."""
         model, ops = self.model, self.model.ops
         _, loss_sum = self.step(xb, yb, update=False)
+        model.take_fused_count()
         if not math.isfinite(ops.to_float(loss_sum)):
             return "loss"
         if not all(ops.all_finite(grads) for _, grads in model.store.groups.values()):
