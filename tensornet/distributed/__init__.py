@@ -11,7 +11,7 @@ metric sums are all-reduced so History is the same on every rank.
 mpi4py is imported here only, and only by ``init()`` under a launcher: ``import tensornet``
 never needs it.
 """
-from .faults import DistributedError
+from .faults import DistributedError, abort
 from .world import World, current_world, init, is_root, launched_by_mpi
 
-__all__ = ["DistributedError", "World", "current_world", "init", "is_root", "launched_by_mpi"]
+__all__ = ["DistributedError", "abort", "World", "current_world", "init", "is_root", "launched_by_mpi"]

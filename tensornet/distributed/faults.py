@@ -61,3 +61,11 @@ def install_abort_on_error(world):
             previous(kind, value, tb)
 
     sys.excepthook = abort
+
+
+def abort(world, status, message):
+    """End every rank with exit ``status`` after printing ``message`` naming this rank (a rank
+    that stops on a handled error must not leave the others waiting in a collective)."""
+    sys.stderr.write(f"tensornet: rank {world.rank} of {world.size}: {message}; stopping all ranks\n")
+    sys.stderr.flush()
+    world.comm.Abort(status)

@@ -1,0 +1,98 @@
+"""Two ranks under ``mpirun -n 2`` (tests/mpi_workers.py) against one process: exact data-parallel
+training, the broadcast, the all-reduced History, per-rank dropout, and faults that end the job.
+
+Skipped where mpi4py or ``mpirun`` is missing (``pip install 'tensornet[distributed]'``);
+CI installs them and runs these in their own step.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mpi_workers
+
+pytest.importorskip("mpi4py")
+MPIRUN = shutil.which("mpirun") or shutil.which("mpirun", path=os.path.dirname(sys.executable))
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(MPIRUN is None, reason="no mpirun on PATH")]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mpirun(args, timeout=120, ranks=2):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]),
+               OMP_NUM_THREADS="1", TENSORNET_BACKEND="numpy", OMPI_ALLOW_RUN_AS_ROOT="1",
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    command = [MPIRUN, "-n", str(ranks), "--oversubscribe", sys.executable, *args]
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    return done, time.monotonic() - started
+
+
+def run_workers(tmp_path, mode, optimizer="sgd"):
+    done, _ = mpirun([str(REPO / "tests" / "mpi_workers.py"), mode, str(tmp_path), optimizer])
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+
+
+def reference(optimizer):
+    x, y = mpi_workers.data()
+    model = mpi_workers.build(optimizer, seed=10)  # rank 0's weights
+    history = model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                        validation_data=(x[:50], y[:50]))
+    return np.concatenate([w.ravel() for w in model.get_weights()]), history.history
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_ranks_train_like_one_process_with_the_global_batch(tmp_path, optimizer):
+    ranks = run_workers(tmp_path, "exact", optimizer)
+    weights, history = reference(optimizer)
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])  # one model, started from rank 0's
+    np.testing.assert_allclose(ranks[0]["weights"], weights, rtol=2e-5, atol=2e-6)
+    assert not np.allclose(weights, mpi_workers.build(optimizer, seed=11).get_weights()[0].ravel()[:1])
+    for key, values in history.items():
+        assert np.array_equal(ranks[0][f"history_{key}"], ranks[1][f"history_{key}"]), key
+        np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
+    assert "one all-reduce of the flat gradient buffer per step over 2 ranks" in str(ranks[0]["path"])
+
+
+def test_each_rank_trains_its_own_shard(tmp_path):
+    ranks = run_workers(tmp_path, "sharded")
+    x, y = mpi_workers.data()
+    parts = [(x[:120], y[:120]), (x[120:], y[120:])]
+    model = mpi_workers.build("sgd", seed=10)
+    for _ in range(mpi_workers.EPOCHS):  # step s: rows [16 s, 16 s + 16) of each part, in rank order
+        for step in range(8):
+            rows = [(px[16 * step:16 * step + 16], py[16 * step:16 * step + 16]) for px, py in parts]
+            xb, yb = np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
+            model.fit(xb, yb, batch_size=len(xb), epochs=1, verbose=0, shuffle=False)
+    expected = np.concatenate([w.ravel() for w in model.get_weights()])
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
+
+
+def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
+    first = run_workers(tmp_path, "dropout")
+    assert not np.array_equal(first[0]["mask_draw"], first[1]["mask_draw"])
+    assert np.array_equal(first[0]["weights"], first[1]["weights"])
+    again = run_workers(tmp_path, "dropout")
+    for r in range(2):
+        assert np.array_equal(first[r]["weights"], again[r]["weights"])
+
+
+@pytest.mark.parametrize("how", ["raise", "kill"])
+def test_a_failing_rank_ends_the_job_with_an_error_never_a_hang(tmp_path, how):
+    done, seconds = mpirun([str(REPO / "tests" / "mpi_workers.py"), how, str(tmp_path)], timeout=90)
+    assert done.returncode != 0
+    assert seconds < 60
+    output = done.stdout + done.stderr
+    if how == "raise":
+        assert "rank 1 of 2 failed" in output and "a deliberate failure inside fit" in output
+    else:
+        assert "process rank 1" in output and "signal 9" in output, output  # the launcher names it
+    assert not (tmp_path / "rank0.npz").exists()
