@@ -96,3 +96,50 @@ def test_a_failing_rank_ends_the_job_with_an_error_never_a_hang(tmp_path, how):
     else:
         assert "process rank 1" in output and "signal 9" in output, output  # the launcher names it
     assert not (tmp_path / "rank0.npz").exists()
+
+
+def _rank_pid(marker, rank):
+    """The pid of the rank-``rank`` process whose command line holds ``marker`` (from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in cmdline and "--distributed" in cmdline and f"OMPI_COMM_WORLD_RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+def test_a_checkpoint_written_by_two_ranks_resumes_bit_exactly_after_one_rank_is_killed(tmp_path):
+    from helpers import write_tiny_dataset
+    from kill_resume import KillReport, _compare
+
+    data = write_tiny_dataset(tmp_path / "data", n_train=2400, n_test=60)
+    train = ["-m", "tensornet", "train", "--distributed", "--data", str(data), "--epochs", "4", "--hidden", "256",
+             "--batch-size", "64", "--verbose", "0", "--lr", "0.05", "--validation-split", "0.1"]
+    done, _ = mpirun([*train, "--save", str(tmp_path / "reference.npz")])
+    assert done.returncode == 0, done.stderr
+    checkpoints = tmp_path / "ck"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", TENSORNET_BACKEND="numpy",
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    job = subprocess.Popen([MPIRUN, "-n", "2", "--oversubscribe", sys.executable, *train, "--checkpoint-dir",
+                            str(checkpoints), "--checkpoint-every-steps", "3", "--save", str(tmp_path / "final.npz")],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(checkpoints.glob("ckpt-*.npz"))) < 3:  # a few steps in
+        time.sleep(0.005)
+    pid = _rank_pid(str(checkpoints), 1)
+    assert pid is not None, "rank 1 was not found"
+    os.kill(pid, 9)
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode != 0, output
+    assert not (tmp_path / "final.npz").exists(), "the job ended before the kill: nothing to resume"
+    done, _ = mpirun([*train, "--resume", str(checkpoints), "--save", str(tmp_path / "final.npz")])
+    assert done.returncode == 0, done.stderr
+    assert "after batch" in done.stdout, done.stdout  # the checkpoint was taken inside an epoch
+    report = KillReport()
+    _compare(tmp_path / "reference.npz", tmp_path / "final.npz", report)
+    assert report.identical, report.differences
