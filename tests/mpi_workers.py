@@ -29,8 +29,10 @@ def data(seed=0):
     return x, y
 
 
-def build(optimizer, seed, dropout=False):
+def build(optimizer, seed, dropout=False, deep=False):
     layers = [Dense(16, activation="tanh", input_shape=(12,))]
+    if deep:
+        layers += [Dense(16, activation="relu"), Dense(16, activation="tanh")]
     if dropout:
         layers.append(Dropout(0.3))
     layers.append(Dense(3, activation="softmax"))
@@ -58,10 +60,10 @@ class FailAt(Callback):
 
 
 def main(mode, out, optimizer="sgd"):
-    world = dist.init()
+    world = dist.init(bucket_bytes=256 if mode == "overlap" else None)  # 3 buckets: the last two layers, then one each
     out = Path(out)
     x, y = data()
-    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout")  # different weights per rank
+    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=mode == "overlap")  # different weights per rank
     callbacks = [FailAt(1, mode)] if mode in ("raise", "kill") else []
     if mode == "sharded":
         start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)  # uneven parts

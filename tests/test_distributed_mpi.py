@@ -76,6 +76,18 @@ def test_each_rank_trains_its_own_shard(tmp_path):
     np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
 
 
+def test_buckets_overlapped_with_backward_sum_exactly_as_the_one_call_all_reduce(tmp_path):
+    overlap = run_workers(tmp_path, "overlap")
+    assert "3 buckets overlapped with backward" in str(overlap[0]["path"])
+    x, y = mpi_workers.data()
+    model = mpi_workers.build("sgd", seed=10, deep=True)
+    model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+              validation_data=(x[:50], y[:50]))
+    assert np.array_equal(overlap[0]["weights"], overlap[1]["weights"])
+    np.testing.assert_allclose(overlap[0]["weights"], np.concatenate([w.ravel() for w in model.get_weights()]),
+                               rtol=2e-5, atol=2e-6)
+
+
 def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
     first = run_workers(tmp_path, "dropout")
     assert not np.array_equal(first[0]["mask_draw"], first[1]["mask_draw"])

@@ -29,9 +29,12 @@ class World:
     """``rank`` (0-based), ``size`` (number of ranks), ``local_rank`` (rank among the processes of
     this machine: the GPU it takes) and ``comm`` (mpi4py's COMM_WORLD, None for size 1)."""
 
-    def __init__(self, rank=0, size=1, local_rank=0, comm=None, timeout=None):
+    def __init__(self, rank=0, size=1, local_rank=0, comm=None, timeout=None, bucket_bytes=None):
         self.rank, self.size, self.local_rank, self.comm = rank, size, local_rank, comm
         self.timeout = timeout_seconds() if timeout is None else timeout
+        #: None: one all-reduce of the whole flat gradient buffer after backward; a number of
+        #: bytes: buckets of about that size all-reduced as backward produces them (overlap).
+        self.bucket_bytes = bucket_bytes
 
     @property
     def is_root(self) -> bool:
@@ -42,12 +45,20 @@ class World:
         return f"World(rank={self.rank}, size={self.size}, local_rank={self.local_rank})"
 
 
-def init() -> World:
+def init(bucket_bytes=None) -> World:
     """Join the MPI launch this process belongs to and return its :class:`World`; a world of
     size 1 (no MPI imported) when no launcher started the process. Calling it again returns the
-    same world. Under a launcher an uncaught exception on any rank aborts every rank."""
+    same world. Under a launcher an uncaught exception on any rank aborts every rank.
+
+    ``bucket_bytes`` (e.g. ``25 * 2**20``, as DDP) overlaps the all-reduce with backward in
+    buckets of about that size, last layer first; None (the default) all-reduces the whole flat
+    gradient buffer in one call after backward."""
     global _current
+    if bucket_bytes is not None and (isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, int)
+                                     or bucket_bytes <= 0):
+        raise ValueError(f"bucket_bytes must be a positive int or None; got {bucket_bytes!r}")
     if _current is not None:
+        _current.bucket_bytes = bucket_bytes
         return _current
     if launched_by_mpi() <= 1:
         _current = World()
@@ -59,7 +70,7 @@ def init() -> World:
                           "pip install 'tensornet[distributed]'") from exc
     comm = MPI.COMM_WORLD
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
-    world = World(comm.Get_rank(), comm.Get_size(), local.Get_rank(), comm)
+    world = World(comm.Get_rank(), comm.Get_size(), local.Get_rank(), comm, bucket_bytes=bucket_bytes)
     local.Free()
     install_abort_on_error(world)
     _current = world

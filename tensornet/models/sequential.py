@@ -65,6 +65,9 @@ class Sequential:
         self.epochs_completed = 0
         #: Set by loading a checkpoint taken inside an epoch: where ``fit`` continues that epoch.
         self.resume_point = None
+        #: Called as ``hook(layer)`` right after each layer's backward has written its gradients
+        #: (data-parallel training starts each bucket's all-reduce from it), or None.
+        self.gradient_hook = None
         self._buffers = {}
         self._trainer = Trainer(self)
         for layer in layers or []:
@@ -201,8 +204,11 @@ class Sequential:
         return x
 
     def backward(self, dy, through_activation=True):
+        hook = self.gradient_hook
         for layer in reversed(self.layers):
             dy = layer.backward(dy, through_activation=through_activation)
+            if hook is not None:
+                hook(layer)
             through_activation = True
             if dy is None:
                 break

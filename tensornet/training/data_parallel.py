@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import math
 
+from ..backend.training_step import LayeredStep
 from ..distributed import DistributedError
 from ..distributed.collectives import allgather_int, allreduce_floats, allreduce_sum_, broadcast_, broadcast_object
+from .gradient_buckets import GradientBuckets
 
 
 def share(rows, rank, size):
@@ -36,6 +38,8 @@ class DataParallel:
     def __init__(self, trainer, world, data_sharded):
         self.trainer, self.world, self.data_sharded = trainer, world, bool(data_sharded)
         self.rows = None
+        self.buckets = None
+        self._layered = None
 
     # ------------------------------------------------------------------ start of fit
     def start(self, rows, batch_size):
@@ -64,6 +68,16 @@ class DataParallel:
         rng = broadcast_object(world, model.rng.bit_generator.state, what="the broadcast of the generator")
         model.rng.bit_generator.state = rng
         self._seed_dropout(model)
+        if world.bucket_bytes is not None and len(model.store.groups) == 1:
+            self.buckets = GradientBuckets(world, model, world.bucket_bytes)
+            self._layered = LayeredStep(model)
+
+    def describe(self):
+        """How gradients cross the ranks (appended to ``fit``'s step path)."""
+        if self.buckets is None:
+            return f"one all-reduce of the flat gradient buffer per step over {self.world.size} ranks"
+        return (f"layered step with the all-reduce in {len(self.buckets.buckets)} buckets overlapped with "
+                f"backward over {self.world.size} ranks")
 
     def _seed_dropout(self, model):
         """Dropout masks differ per rank and stay reproducible: a layer drawing from the model's
@@ -120,6 +134,17 @@ class DataParallel:
         of the flat buffer, then the optimizer step (the same on every rank)."""
         trainer = self.trainer
         model, ops = trainer.model, trainer.model.ops
+        if self.buckets is not None:
+            self.buckets.begin(n / total if n else 1.0)
+            try:
+                if n:
+                    pred, loss_sum = self._layered(xb, yb, update=False)
+            finally:
+                self.buckets.end(zero=not n)
+            model.optimizer.apply(model.store)
+            if n:
+                totals.add(loss_sum, pred, yb)
+            return
         if n:
             pred, loss_sum = trainer.step(xb, yb, update=False)
         for _, grads in model.store.groups.values():

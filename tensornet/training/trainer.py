@@ -116,7 +116,7 @@ class Trainer(BatchGathering):
         if world is not None and world.size > 1:
             self.parallel = DataParallel(self, world, data_sharded)
             self.parallel.start(x.shape[0], batch_size)
-            self.step_path += f" + one all-reduce of the flat gradient buffer per step over {world.size} ranks"
+            self.step_path += " + " + self.parallel.describe()
             check_finite = False  # the all-reduced epoch loss is checked instead (DataParallel.reduce_totals)
             verbose = verbose if world.is_root else 0
 
