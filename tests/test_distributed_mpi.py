@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.mpi, pytest.mark.skipif(MPIRUN is None, reason="no mpi
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mpirun(args, timeout=120, ranks=2):
+def mpirun(args, timeout=120, ranks=2, backend="numpy"):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]),
-               OMP_NUM_THREADS="1", TENSORNET_BACKEND="numpy", OMPI_ALLOW_RUN_AS_ROOT="1",
+               OMP_NUM_THREADS="1", TENSORNET_BACKEND=backend, OMPI_ALLOW_RUN_AS_ROOT="1",
                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
     command = [MPIRUN, "-n", str(ranks), "--oversubscribe", sys.executable, *args]
     started = time.monotonic()
@@ -34,8 +34,8 @@ def mpirun(args, timeout=120, ranks=2):
     return done, time.monotonic() - started
 
 
-def run_workers(tmp_path, mode, optimizer="sgd"):
-    done, _ = mpirun([str(REPO / "tests" / "mpi_workers.py"), mode, str(tmp_path), optimizer])
+def run_workers(tmp_path, mode, optimizer="sgd", backend="numpy"):
+    done, _ = mpirun([str(REPO / "tests" / "mpi_workers.py"), mode, str(tmp_path), optimizer], backend=backend)
     assert done.returncode == 0, done.stdout + done.stderr
     return [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
 
@@ -59,6 +59,31 @@ def test_two_ranks_train_like_one_process_with_the_global_batch(tmp_path, optimi
         assert np.array_equal(ranks[0][f"history_{key}"], ranks[1][f"history_{key}"]), key
         np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
     assert "one all-reduce of the flat gradient buffer per step over 2 ranks" in str(ranks[0]["path"])
+
+
+def _two_gpus():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() >= 2
+    except Exception:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _two_gpus(), reason="needs CuPy and 2 GPUs")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_gpus_all_reduce_through_nccl_like_one_gpu(tmp_path, optimizer):
+    from tensornet.backend import use_backend
+
+    ranks = run_workers(tmp_path, "exact", optimizer, backend="cupy")
+    assert "one NCCL all-reduce of the flat gradient buffer per step over 2 GPUs" in str(ranks[0]["path"])
+    with use_backend("cupy"):
+        weights, history = reference(optimizer)
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], weights, rtol=2e-5, atol=2e-6)
+    for key, values in history.items():
+        np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
 
 
 def test_each_rank_trains_its_own_shard(tmp_path):

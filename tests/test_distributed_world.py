@@ -81,3 +81,29 @@ def test_collectives_on_a_world_of_one_are_identities():
     assert collectives.broadcast_object(world, {"k": 1}) == {"k": 1}
     assert collectives.allreduce_floats(world, [1, 2.5]) == [1.0, 2.5]
     assert collectives.allgather_int(world, 7) == [7]
+
+
+@pytest.mark.parametrize("bucket_bytes, expected", [(1, 3), (800, 2), (10 ** 9, 1)])
+def test_gradient_buckets_tile_the_flat_buffer_last_layer_first(bucket_bytes, expected):
+    from tensornet.layers import Activation, Dense
+    from tensornet.models import Sequential
+    from tensornet.training.gradient_buckets import GradientBuckets
+
+    model = Sequential([Dense(20, input_shape=(7,)), Activation("relu"), Dense(9), Dense(3)], seed=0)
+    model.compile(loss="mse", optimizer="sgd")
+    model.build((7,))
+    buckets = GradientBuckets(world_module.World(), model, bucket_bytes).buckets
+    assert len(buckets) == expected
+    _, grads = model.store.flat()
+    assert buckets[0][2] == grads.shape[0] and buckets[-1][1] == 0
+    assert all(a[1] == b[2] for a, b in zip(buckets, buckets[1:]))  # contiguous, from the end down
+    dense = [layer for layer in model.layers if layer.weights]
+    firsts = [first for first, _, _ in buckets]
+    assert firsts == sorted(firsts, key=lambda layer: -dense.index(layer))
+
+
+def test_init_rejects_a_bad_bucket_size():
+    from tensornet.distributed import init
+
+    with pytest.raises(ValueError, match="bucket_bytes must be a positive int"):
+        init(bucket_bytes=0)

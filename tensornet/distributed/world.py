@@ -35,6 +35,10 @@ class World:
         #: None: one all-reduce of the whole flat gradient buffer after backward; a number of
         #: bytes: buckets of about that size all-reduced as backward produces them (overlap).
         self.bucket_bytes = bucket_bytes
+        #: The GPU this rank took (its local rank, modulo the GPUs present), or None.
+        self.device = None
+        #: NCCL collectives for CuPy buffers, made on first use.
+        self.nccl = None
 
     @property
     def is_root(self) -> bool:
@@ -73,6 +77,9 @@ def init(bucket_bytes=None) -> World:
     world = World(comm.Get_rank(), comm.Get_size(), local.Get_rank(), comm, bucket_bytes=bucket_bytes)
     local.Free()
     install_abort_on_error(world)
+    from .nccl import use_local_gpu
+
+    world.device = use_local_gpu(world)
     _current = world
     return world
 

@@ -24,6 +24,7 @@ import math
 from ..backend.training_step import LayeredStep
 from ..distributed import DistributedError
 from ..distributed.collectives import allgather_int, allreduce_floats, allreduce_sum_, broadcast_, broadcast_object
+from ..distributed.nccl import NcclCollectives
 from .gradient_buckets import GradientBuckets
 
 
@@ -40,14 +41,21 @@ class DataParallel:
         self.rows = None
         self.buckets = None
         self._layered = None
+        self._device = None  # NCCL collectives when the model is on the CuPy backend
 
     # ------------------------------------------------------------------ start of fit
     def start(self, rows, batch_size):
         """Check that every rank runs the same fit, then broadcast rank 0's weights, optimizer
         state and generator; give each Dropout layer a generator of its own per rank."""
         world, model = self.world, self.trainer.model
-        if model.ops.name != "numpy":
-            raise DistributedError(f"data-parallel fit runs on the NumPy backend; this model is on {model.ops.name!r}")
+        self._device = None
+        if model.ops.name == "cupy":
+            if world.nccl is None:
+                world.nccl = NcclCollectives(world)
+            self._device = world.nccl
+        elif model.ops.name != "numpy":
+            raise DistributedError(f"data-parallel fit runs on the NumPy and CuPy backends; this model is on "
+                                   f"{model.ops.name!r}")
         self.rows = allgather_int(world, rows, "the start of fit (examples per rank)")
         if not self.data_sharded and len(set(self.rows)) != 1:
             raise DistributedError(f"the ranks passed different numbers of examples {self.rows}; pass the same "
@@ -59,7 +67,10 @@ class DataParallel:
             raise DistributedError(f"data_sharded=True needs batch_size >= the number of ranks ({world.size}); "
                                    f"got {batch_size}")
         for params, _ in model.store.groups.values():
-            broadcast_(world, params, what="the broadcast of rank 0's weights")
+            if self._device is not None:
+                self._device.broadcast_(params)
+            else:
+                broadcast_(world, params, what="the broadcast of rank 0's weights")
         optimizer = model.optimizer
         if not optimizer.state:
             optimizer.build(model.store)
@@ -68,12 +79,14 @@ class DataParallel:
         rng = broadcast_object(world, model.rng.bit_generator.state, what="the broadcast of the generator")
         model.rng.bit_generator.state = rng
         self._seed_dropout(model)
-        if world.bucket_bytes is not None and len(model.store.groups) == 1:
+        if world.bucket_bytes is not None and len(model.store.groups) == 1 and self._device is None:
             self.buckets = GradientBuckets(world, model, world.bucket_bytes)
             self._layered = LayeredStep(model)
 
     def describe(self):
         """How gradients cross the ranks (appended to ``fit``'s step path)."""
+        if self._device is not None:
+            return f"one NCCL all-reduce of the flat gradient buffer per step over {self.world.size} GPUs"
         if self.buckets is None:
             return f"one all-reduce of the flat gradient buffer per step over {self.world.size} ranks"
         return (f"layered step with the all-reduce in {len(self.buckets.buckets)} buckets overlapped with "
@@ -152,7 +165,10 @@ class DataParallel:
                 ops.scale_(grads, n / total)
             else:
                 grads[...] = 0
-            allreduce_sum_(self.world, grads, "the gradient all-reduce")
+            if self._device is not None:
+                self._device.allreduce_sum_(grads)
+            else:
+                allreduce_sum_(self.world, grads, "the gradient all-reduce")
         model.optimizer.apply(model.store)
         if n:
             totals.add(loss_sum, pred, yb)
