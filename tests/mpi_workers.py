@@ -15,7 +15,7 @@ import numpy as np
 
 import tensornet.distributed as dist
 from tensornet.callbacks import Callback
-from tensornet.layers import Dense, Dropout
+from tensornet.layers import BatchNormalization, Dense, Dropout
 from tensornet.models import Sequential
 from tensornet.optimizers import SGD, Adam
 
@@ -29,8 +29,10 @@ def data(seed=0):
     return x, y
 
 
-def build(optimizer, seed, dropout=False, deep=False):
+def build(optimizer, seed, dropout=False, deep=False, batchnorm=False):
     layers = [Dense(16, activation="tanh", input_shape=(12,))]
+    if batchnorm:
+        layers.append(BatchNormalization(momentum=0.9))
     if deep:
         layers += [Dense(16, activation="relu"), Dense(16, activation="tanh")]
     if dropout:
@@ -63,7 +65,8 @@ def main(mode, out, optimizer="sgd"):
     world = dist.init(bucket_bytes=256 if mode == "overlap" else None)  # 3 buckets: the last two layers, then one each
     out = Path(out)
     x, y = data()
-    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=mode == "overlap")  # different weights per rank
+    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=mode == "overlap",
+                  batchnorm=mode == "batchnorm")  # different weights per rank
     callbacks = [FailAt(1, mode)] if mode in ("raise", "kill") else []
     if mode == "sharded":
         start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)  # uneven parts
@@ -76,6 +79,8 @@ def main(mode, out, optimizer="sgd"):
     extra = {}
     if mode == "dropout":
         extra["mask_draw"] = model.layers[1].rng.random(8)
+    if mode == "batchnorm":
+        extra["moving_mean"] = model.layers[1].get_state_arrays()["moving_mean"]
     np.savez(out / f"rank{world.rank}.npz", weights=weights, size=world.size, path=model.step_path,
              **{f"history_{k}": np.array(v) for k, v in history.history.items()}, **extra)
 

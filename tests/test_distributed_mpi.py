@@ -113,6 +113,20 @@ def test_buckets_overlapped_with_backward_sum_exactly_as_the_one_call_all_reduce
                                rtol=2e-5, atol=2e-6)
 
 
+def test_batch_normalization_trains_on_per_rank_statistics_and_ends_each_epoch_with_rank_0s(tmp_path):
+    ranks = run_workers(tmp_path, "batchnorm")
+    assert np.array_equal(ranks[0]["moving_mean"], ranks[1]["moving_mean"])
+    for key in ("history_val_loss", "history_val_accuracy", "history_loss"):
+        assert np.array_equal(ranks[0][key], ranks[1][key]), key
+    x, y = mpi_workers.data()  # one process normalises with the statistics of the whole global batch
+    model = mpi_workers.build("sgd", seed=10, batchnorm=True)
+    model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+              validation_data=(x[:50], y[:50]))
+    single = np.concatenate([w.ravel() for w in model.get_weights()])
+    assert ranks[0]["weights"].shape == single.shape
+    assert not np.allclose(ranks[0]["weights"], single, rtol=1e-4, atol=1e-5)  # per-rank statistics differ
+
+
 def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
     first = run_workers(tmp_path, "dropout")
     assert not np.array_equal(first[0]["mask_draw"], first[1]["mask_draw"])

@@ -173,7 +173,21 @@ class DataParallel:
         if n:
             totals.add(loss_sum, pred, yb)
 
-    # ------------------------------------------------------------------ totals
+    # ------------------------------------------------------------------ end of an epoch
+    def end_epoch(self, totals):
+        """At an epoch's end: the totals summed over ranks, and rank 0's layer statistics
+        (BatchNormalization's moving mean and variance, which each rank keeps from its own batches
+        during the epoch) on every rank, as DDP broadcasts buffers, so validation, History and
+        every callback see one model."""
+        self.reduce_totals(totals)
+        model = self.trainer.model
+        states = {index: layer.get_state_arrays() for index, layer in enumerate(model.layers)}
+        states = {index: state for index, state in states.items() if state}
+        if states:
+            states = broadcast_object(self.world, states, what="the broadcast of rank 0's layer statistics")
+            for index, state in states.items():
+                model.layers[index].set_state_arrays(state)
+
     def reduce_totals(self, totals):
         """Replace the rank's loss and metric sums by their sums over every rank (at an epoch's end)."""
         values = allreduce_floats(self.world, [totals.ops.to_float(totals.loss),

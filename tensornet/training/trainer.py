@@ -261,7 +261,7 @@ class Trainer(BatchGathering):
         if self.guard is not None:
             self.guard.verify()
         if self.parallel is not None:
-            self.parallel.reduce_totals(totals)
+            self.parallel.end_epoch(totals)
         return totals.results(model.output_shape[-1])
 
     def _interrupt(self, callback_list, epoch, batch):
