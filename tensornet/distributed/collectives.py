@@ -6,6 +6,8 @@ error instead of a hang.
 """
 from __future__ import annotations
 
+import pickle
+
 from .faults import DistributedError, wait
 
 
@@ -57,12 +59,12 @@ def broadcast_object(world, value, root=0, what="broadcast"):
         return value
     import numpy
 
-    payload = numpy.frombuffer(__import__("pickle").dumps(value), numpy.uint8) if world.rank == root else None
+    payload = numpy.frombuffer(pickle.dumps(value), numpy.uint8) if world.rank == root else None
     size = numpy.array([0 if payload is None else payload.size], numpy.int64)
     broadcast_(world, size, root, what)
     buffer = payload.copy() if payload is not None else numpy.empty(int(size[0]), numpy.uint8)
     broadcast_(world, buffer, root, what)
-    return value if world.rank == root else __import__("pickle").loads(buffer.tobytes())
+    return value if world.rank == root else pickle.loads(buffer.tobytes())
 
 
 def allgather_int(world, value, what="all-gather"):
