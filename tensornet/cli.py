@@ -75,6 +75,9 @@ def build_parser():
     train.add_argument("--plot", metavar="PATH", default=None,
                        help="draw loss and accuracy curves, training and validation, into PATH (.png, .svg, "
                             ".pdf; needs matplotlib)")
+    train.add_argument("--distributed", action="store_true",
+                       help="train data-parallel over the ranks of an MPI launch (mpirun -n K tensornet train "
+                            "--distributed): --batch-size is the global batch; rank 0 prints and writes files")
     info_parser = commands.add_parser("info", help="print versions, backend and device")
     info_parser.add_argument("--backend", choices=("auto", "numpy", "cupy"), default=None,
                              help="the backend to describe and check (default: $TENSORNET_BACKEND, else auto)")
@@ -223,7 +226,12 @@ def _warn_if_schedule_ends(schedule, args, examples):
 
 
 def _write_outputs(model, save_path, args):
-    """The final model (--save), the history (--history, or beside the model) and the plot (--plot)."""
+    """The final model (--save), the history (--history, or beside the model) and the plot (--plot),
+    written by rank 0 only in a data-parallel run."""
+    from .distributed import is_root
+
+    if not is_root():
+        return
     import os
 
     from .models import history as saving_history
@@ -282,10 +290,12 @@ def info(backend_name=None, check=False) -> int:
     return 1 if failed else 0
 
 
-def main(argv=None) -> int:
+def main(argv=None, args=None) -> int:
     from .training.errors import DeviceOutOfMemoryError, DivergenceError, TrainingInterrupted
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv) if args is None else args
+    if getattr(args, "distributed", False):
+        return _distributed_main(args)
     try:
         if args.command == "train":
             train(args)
@@ -320,3 +330,20 @@ def _newest_checkpoint_note(args) -> str:
 
     newest = CheckpointDirectory(directory).newest()
     return f" The newest checkpoint, {newest}, is intact." if newest else ""
+
+
+def _distributed_main(args) -> int:
+    """``train --distributed``: join the MPI world; ranks other than 0 print nothing and write no
+    file; a rank that stops on an error ends every rank (non-zero exit), naming itself."""
+    import contextlib
+    import io
+
+    from .distributed import abort, init
+
+    world = init()
+    args.distributed = False
+    with contextlib.redirect_stdout(sys.stdout if world.is_root else io.StringIO()):
+        status = main(args=args)
+    if status and world.size > 1:
+        abort(world, status, f"tensornet train stopped with exit status {status}")
+    return status

@@ -66,6 +66,9 @@ class Sequential:
         self.epochs_completed = 0
         #: Set by loading a checkpoint taken inside an epoch: where ``fit`` continues that epoch.
         self.resume_point = None
+        #: Called as ``hook(layer)`` right after each layer's backward has written its gradients
+        #: (data-parallel training starts each bucket's all-reduce from it), or None.
+        self.gradient_hook = None
         self._buffers = {}
         self._trainer = Trainer(self)
         for layer in layers or []:
@@ -209,8 +212,11 @@ class Sequential:
         return x
 
     def backward(self, dy, through_activation=True):
+        hook = self.gradient_hook
         for layer in reversed(self.layers):
             dy = layer.backward(dy, through_activation=through_activation)
+            if hook is not None:
+                hook(layer)
             through_activation = True
             if dy is None:
                 break
@@ -277,18 +283,22 @@ class Sequential:
             layer.release_workspaces()
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, check_finite=True):
+            validation_data=None, shuffle=True, initial_epoch=0, check_finite=True, data_sharded=False):
         """Train for ``epochs`` (from ``initial_epoch``) on shuffled mini-batches; returns a History.
 
         With ``check_finite`` (the default) a NaN or infinite loss or gradient stops training
         with :class:`~tensornet.errors.DivergenceError`, the model put back to its state after
         the last finite step (see :mod:`tensornet.training.divergence`). A model loaded from a checkpoint
         taken inside an epoch continues that epoch when ``initial_epoch`` is its
-        ``epochs_completed``."""
+        ``epochs_completed``.
+
+        After :func:`tensornet.distributed.init` under ``mpirun -n K``, ``batch_size`` is the global
+        batch split across the K ranks (see :mod:`tensornet.training.data_parallel`); every rank
+        passes the same arrays, or with ``data_sharded=True`` its own part of the data."""
         return self._trainer.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                                  callbacks=callbacks, validation_split=validation_split,
                                  validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
-                                 check_finite=check_finite)
+                                 check_finite=check_finite, data_sharded=data_sharded)
 
     @property
     def step_path(self):

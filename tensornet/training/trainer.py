@@ -21,9 +21,11 @@ import time
 import warnings
 
 from ..backend import get_backend
+from ..distributed import current_world, is_root
 from .batches import BatchGathering
 from .callbacks import BatchLogs, CallbackList, History, TerminateOnNaN
 from .checkpoints import ResumePoint
+from .data_parallel import DataParallel
 from .divergence import FiniteGuard
 from .epoch import EpochPosition, EpochTotals
 from .errors import TrainingInterrupted
@@ -72,11 +74,13 @@ class Trainer(BatchGathering):
         self.step = None
         #: Which step the last ``fit`` ran: ``"compiled"``, or ``"layered (<why not compiled>)"``.
         self.step_path = None
+        #: The :class:`DataParallel` run of the ``fit`` in progress under a world of size > 1, else None.
+        self.parallel = None
 
     # ------------------------------------------------------------------ public loops
     @_finishes
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, check_finite=True):
+            validation_data=None, shuffle=True, initial_epoch=0, check_finite=True, data_sharded=False):
         model = self.model
         model.require_compiled("fit")
         batch_size = check_positive_int(32 if batch_size is None else batch_size, "batch_size")
@@ -108,9 +112,16 @@ class Trainer(BatchGathering):
         resume = self._starting_point = self._take_resume_point(initial_epoch, x.shape[0], batch_size, shuffle)
         self._check_weights_finite()
         self.prepare_step(batch_size)
+        world = current_world()
+        if world is not None and world.size > 1:
+            self.parallel = DataParallel(self, world, data_sharded)
+            self.parallel.start(x.shape[0], batch_size)
+            self.step_path += " + " + self.parallel.describe()
+            check_finite = False  # the all-reduced epoch loss is checked instead (DataParallel.reduce_totals)
+            verbose = verbose if world.is_root else 0
 
         history = History()
-        steps = -(-x.shape[0] // batch_size)
+        steps = self.parallel.steps(batch_size) if self.parallel else -(-x.shape[0] // batch_size)
         params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": x.shape[0],
                   "verbose": verbose}
         progress = [ProgressLogger(verbose)] if verbose else []
@@ -136,7 +147,7 @@ class Trainer(BatchGathering):
                         break
                 callback_list.call("on_train_end", dict(logs))
         finally:
-            self.position = self.guard = self._starting_point = self.step = None
+            self.position = self.guard = self._starting_point = self.step = self.parallel = None
         return history
 
     @_finishes
@@ -216,7 +227,8 @@ class Trainer(BatchGathering):
         totals = EpochTotals(model.ops, model.metrics)
         if resume is not None:
             order = None if resume.order is None else self._order_on(resume.order)
-            totals.restore(resume.totals)
+            if self.parallel is None or is_root():  # (a checkpoint's totals are the sums over every rank)
+                totals.restore(resume.totals)
             first = resume.batch
         else:
             order = self._draw_order(x.shape[0]) if shuffle else None
@@ -225,21 +237,32 @@ class Trainer(BatchGathering):
         if self.guard is not None:
             self.guard.mark()
         hooks = callback_list.wants_batch_hooks
-        for batch, (xb, yb) in enumerate(self._batches(x, y, batch_size, order, first), start=first):
+        if self.parallel is None:
+            batches = ((b, xb, yb, None, None) for b, (xb, yb) in
+                       enumerate(self._batches(x, y, batch_size, order, first), start=first))
+        else:
+            batches = self.parallel.batches(x, y, batch_size, order, first)
+        for batch, xb, yb, share, total in batches:
+            size = xb.shape[0] if total is None else total  # (a data-parallel step counts the global batch)
             if hooks:
-                callback_list.batch_begin(batch, {"batch": batch, "size": xb.shape[0]})
-            self.train_step(xb, yb, totals)
+                callback_list.batch_begin(batch, {"batch": batch, "size": size})
+            if self.parallel is None:
+                self.train_step(xb, yb, totals)
+            else:
+                self.parallel.train_step(xb, yb, share, total, totals)
             position.batch = batch + 1
             if self.guard is not None:
                 self.guard.after_step()
             if hooks:
-                callback_list.batch_end(batch, BatchLogs(batch, xb.shape[0], totals, model.output_shape[-1]))
+                callback_list.batch_end(batch, BatchLogs(batch, size, totals, model.output_shape[-1]))
             if interrupts.requested:
                 self._interrupt(callback_list, epoch, batch)
             if model.stop_training:
                 break
         if self.guard is not None:
             self.guard.verify()
+        if self.parallel is not None:
+            self.parallel.end_epoch(totals)
         return totals.results(model.output_shape[-1])
 
     def _interrupt(self, callback_list, epoch, batch):
@@ -270,8 +293,10 @@ class Trainer(BatchGathering):
         if position is None:  # before the first epoch: where this fit starts
             return self._starting_point
         order = None if position.order is None else self.model.ops.to_numpy(position.order)
+        totals = (position.totals.state() if self.parallel is None
+                  else self.parallel.global_totals_state(position.totals))
         return ResumePoint(epoch=position.epoch, batch=position.batch, samples=position.x.shape[0],
-                           batch_size=position.batch_size, order=order, totals=position.totals.state())
+                           batch_size=position.batch_size, order=order, totals=totals)
 
     def _take_resume_point(self, initial_epoch, samples, batch_size, shuffle):
         """The model's pending mid-epoch resume point (set by loading a checkpoint), checked

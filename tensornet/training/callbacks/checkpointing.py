@@ -5,6 +5,7 @@ import math
 import os
 import warnings
 
+from ...distributed import is_root
 from ..checkpoints import CheckpointFiles
 from .base import Callback
 from .monitoring import _mode, _print
@@ -37,6 +38,8 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if not is_root():
+            return
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
@@ -90,7 +93,9 @@ class Checkpoints(Callback):
         return self.every_steps is not None
 
     def _save(self, inside_epoch, why):
-        point = self.run.checkpoint_position(inside_epoch)
+        point = self.run.checkpoint_position(inside_epoch)  # (on every rank: it may sum over them)
+        if not is_root():
+            return None
         path = self.directory.save(self.model, point)
         self.written.append(path)
         if self.verbose:

@@ -1,0 +1,89 @@
+"""What each rank runs in the 2-rank tests (tests/test_distributed_mpi.py starts it under
+``mpirun -n 2``): ``python tests/mpi_workers.py MODE OUTDIR [OPTIMIZER]``.
+
+``build`` and ``data`` are shared with the single-process reference the tests compute, so the
+two differ only in the world they train in. Each rank writes ``OUTDIR/rank<r>.npz``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import tensornet.distributed as dist
+from tensornet.callbacks import Callback
+from tensornet.layers import BatchNormalization, Dense, Dropout
+from tensornet.models import Sequential
+from tensornet.optimizers import SGD, Adam
+
+SAMPLES, BATCH, EPOCHS = 203, 32, 3  # the last batch holds 11 examples: 5 and 6 per rank
+
+
+def data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((SAMPLES, 12)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, SAMPLES)]
+    return x, y
+
+
+def build(optimizer, seed, dropout=False, deep=False, batchnorm=False):
+    layers = [Dense(16, activation="tanh", input_shape=(12,))]
+    if batchnorm:
+        layers.append(BatchNormalization(momentum=0.9))
+    if deep:
+        layers += [Dense(16, activation="relu"), Dense(16, activation="tanh")]
+    if dropout:
+        layers.append(Dropout(0.3))
+    layers.append(Dense(3, activation="softmax"))
+    model = Sequential(layers, seed=seed)
+    rule = SGD(0.1, momentum=0.9, nesterov=True) if optimizer == "sgd" else Adam(0.01)
+    model.compile(loss="categorical_crossentropy", optimizer=rule, metrics=["accuracy"])
+    return model
+
+
+class FailAt(Callback):
+    """On rank ``rank``, at batch ``batch`` of epoch 2: raise, or SIGKILL the process."""
+
+    def __init__(self, rank, how):
+        super().__init__()
+        self.rank, self.how, self.epoch = rank, how, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if dist.current_world().rank == self.rank and self.epoch == 1 and batch == 3:
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise ValueError("a deliberate failure inside fit")
+
+
+def main(mode, out, optimizer="sgd"):
+    world = dist.init(bucket_bytes=256 if mode == "overlap" else None)  # 3 buckets: the last two layers, then one each
+    out = Path(out)
+    x, y = data()
+    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=mode == "overlap",
+                  batchnorm=mode == "batchnorm")  # different weights per rank
+    callbacks = [FailAt(1, mode)] if mode in ("raise", "kill") else []
+    if mode == "sharded":
+        start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)  # uneven parts
+        history = model.fit(x[start:stop], y[start:stop], batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                            shuffle=False, data_sharded=True)
+    else:
+        history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=callbacks,
+                            validation_data=(x[:50], y[:50]))
+    weights = np.concatenate([w.ravel() for w in model.get_weights()])
+    extra = {}
+    if mode == "dropout":
+        extra["mask_draw"] = model.layers[1].rng.random(8)
+    if mode == "batchnorm":
+        extra["moving_mean"] = model.layers[1].get_state_arrays()["moving_mean"]
+    np.savez(out / f"rank{world.rank}.npz", weights=weights, size=world.size, path=model.step_path,
+             **{f"history_{k}": np.array(v) for k, v in history.history.items()}, **extra)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

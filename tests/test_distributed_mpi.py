@@ -1,0 +1,196 @@
+"""Two ranks under ``mpirun -n 2`` (tests/mpi_workers.py) against one process: exact data-parallel
+training, the broadcast, the all-reduced History, per-rank dropout, and faults that end the job.
+
+Skipped where mpi4py or ``mpirun`` is missing (``pip install 'tensornet[distributed]'``);
+CI installs them and runs these in their own step.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mpi_workers
+
+pytest.importorskip("mpi4py")
+MPIRUN = shutil.which("mpirun") or shutil.which("mpirun", path=os.path.dirname(sys.executable))
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(MPIRUN is None, reason="no mpirun on PATH")]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mpirun(args, timeout=120, ranks=2, backend="numpy"):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]),
+               OMP_NUM_THREADS="1", TENSORNET_BACKEND=backend, OMPI_ALLOW_RUN_AS_ROOT="1",
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    command = [MPIRUN, "-n", str(ranks), "--oversubscribe", sys.executable, *args]
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    return done, time.monotonic() - started
+
+
+def run_workers(tmp_path, mode, optimizer="sgd", backend="numpy"):
+    done, _ = mpirun([str(REPO / "tests" / "mpi_workers.py"), mode, str(tmp_path), optimizer], backend=backend)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+
+
+def reference(optimizer):
+    x, y = mpi_workers.data()
+    model = mpi_workers.build(optimizer, seed=10)  # rank 0's weights
+    history = model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                        validation_data=(x[:50], y[:50]))
+    return np.concatenate([w.ravel() for w in model.get_weights()]), history.history
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_ranks_train_like_one_process_with_the_global_batch(tmp_path, optimizer):
+    ranks = run_workers(tmp_path, "exact", optimizer)
+    weights, history = reference(optimizer)
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])  # one model, started from rank 0's
+    np.testing.assert_allclose(ranks[0]["weights"], weights, rtol=2e-5, atol=2e-6)
+    assert not np.allclose(weights, mpi_workers.build(optimizer, seed=11).get_weights()[0].ravel()[:1])
+    for key, values in history.items():
+        assert np.array_equal(ranks[0][f"history_{key}"], ranks[1][f"history_{key}"]), key
+        np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
+    assert "one all-reduce of the flat gradient buffer per step over 2 ranks" in str(ranks[0]["path"])
+
+
+def _two_gpus():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() >= 2
+    except Exception:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _two_gpus(), reason="needs CuPy and 2 GPUs")
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_gpus_all_reduce_through_nccl_like_one_gpu(tmp_path, optimizer):
+    from tensornet.backend import use_backend
+
+    ranks = run_workers(tmp_path, "exact", optimizer, backend="cupy")
+    assert "one NCCL all-reduce of the flat gradient buffer per step over 2 GPUs" in str(ranks[0]["path"])
+    with use_backend("cupy"):
+        weights, history = reference(optimizer)
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], weights, rtol=2e-5, atol=2e-6)
+    for key, values in history.items():
+        np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
+
+
+def test_each_rank_trains_its_own_shard(tmp_path):
+    ranks = run_workers(tmp_path, "sharded")
+    x, y = mpi_workers.data()
+    parts = [(x[:120], y[:120]), (x[120:], y[120:])]
+    model = mpi_workers.build("sgd", seed=10)
+    for _ in range(mpi_workers.EPOCHS):  # step s: rows [16 s, 16 s + 16) of each part, in rank order
+        for step in range(8):
+            rows = [(px[16 * step:16 * step + 16], py[16 * step:16 * step + 16]) for px, py in parts]
+            xb, yb = np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
+            model.fit(xb, yb, batch_size=len(xb), epochs=1, verbose=0, shuffle=False)
+    expected = np.concatenate([w.ravel() for w in model.get_weights()])
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
+
+
+def test_buckets_overlapped_with_backward_sum_exactly_as_the_one_call_all_reduce(tmp_path):
+    overlap = run_workers(tmp_path, "overlap")
+    assert "3 buckets overlapped with backward" in str(overlap[0]["path"])
+    x, y = mpi_workers.data()
+    model = mpi_workers.build("sgd", seed=10, deep=True)
+    model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+              validation_data=(x[:50], y[:50]))
+    assert np.array_equal(overlap[0]["weights"], overlap[1]["weights"])
+    np.testing.assert_allclose(overlap[0]["weights"], np.concatenate([w.ravel() for w in model.get_weights()]),
+                               rtol=2e-5, atol=2e-6)
+
+
+def test_batch_normalization_trains_on_per_rank_statistics_and_ends_each_epoch_with_rank_0s(tmp_path):
+    ranks = run_workers(tmp_path, "batchnorm")
+    assert np.array_equal(ranks[0]["moving_mean"], ranks[1]["moving_mean"])
+    for key in ("history_val_loss", "history_val_accuracy", "history_loss"):
+        assert np.array_equal(ranks[0][key], ranks[1][key]), key
+    x, y = mpi_workers.data()  # one process normalises with the statistics of the whole global batch
+    model = mpi_workers.build("sgd", seed=10, batchnorm=True)
+    model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+              validation_data=(x[:50], y[:50]))
+    single = np.concatenate([w.ravel() for w in model.get_weights()])
+    assert ranks[0]["weights"].shape == single.shape
+    assert not np.allclose(ranks[0]["weights"], single, rtol=1e-4, atol=1e-5)  # per-rank statistics differ
+
+
+def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
+    first = run_workers(tmp_path, "dropout")
+    assert not np.array_equal(first[0]["mask_draw"], first[1]["mask_draw"])
+    assert np.array_equal(first[0]["weights"], first[1]["weights"])
+    again = run_workers(tmp_path, "dropout")
+    for r in range(2):
+        assert np.array_equal(first[r]["weights"], again[r]["weights"])
+
+
+@pytest.mark.parametrize("how", ["raise", "kill"])
+def test_a_failing_rank_ends_the_job_with_an_error_never_a_hang(tmp_path, how):
+    done, seconds = mpirun([str(REPO / "tests" / "mpi_workers.py"), how, str(tmp_path)], timeout=90)
+    assert done.returncode != 0
+    assert seconds < 60
+    output = done.stdout + done.stderr
+    if how == "raise":
+        assert "rank 1 of 2 failed" in output and "a deliberate failure inside fit" in output
+    else:
+        assert "process rank 1" in output and "signal 9" in output, output  # the launcher names it
+    assert not (tmp_path / "rank0.npz").exists()
+
+
+def _rank_pid(marker, rank):
+    """The pid of the rank-``rank`` process whose command line holds ``marker`` (from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in cmdline and "--distributed" in cmdline and f"OMPI_COMM_WORLD_RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+def test_a_checkpoint_written_by_two_ranks_resumes_bit_exactly_after_one_rank_is_killed(tmp_path):
+    from helpers import write_tiny_dataset
+    from kill_resume import KillReport, _compare
+
+    data = write_tiny_dataset(tmp_path / "data", n_train=2400, n_test=60)
+    train = ["-m", "tensornet", "train", "--distributed", "--data", str(data), "--epochs", "4", "--hidden", "256",
+             "--batch-size", "64", "--verbose", "0", "--lr", "0.05", "--validation-split", "0.1"]
+    done, _ = mpirun([*train, "--save", str(tmp_path / "reference.npz")])
+    assert done.returncode == 0, done.stderr
+    checkpoints = tmp_path / "ck"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", TENSORNET_BACKEND="numpy",
+               OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    job = subprocess.Popen([MPIRUN, "-n", "2", "--oversubscribe", sys.executable, *train, "--checkpoint-dir",
+                            str(checkpoints), "--checkpoint-every-steps", "3", "--save", str(tmp_path / "final.npz")],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(checkpoints.glob("ckpt-*.npz"))) < 3:  # a few steps in
+        time.sleep(0.005)
+    pid = _rank_pid(str(checkpoints), 1)
+    assert pid is not None, "rank 1 was not found"
+    os.kill(pid, 9)
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode != 0, output
+    assert not (tmp_path / "final.npz").exists(), "the job ended before the kill: nothing to resume"
+    done, _ = mpirun([*train, "--resume", str(checkpoints), "--save", str(tmp_path / "final.npz")])
+    assert done.returncode == 0, done.stderr
+    assert "after batch" in done.stdout, done.stdout  # the checkpoint was taken inside an epoch
+    report = KillReport()
+    _compare(tmp_path / "reference.npz", tmp_path / "final.npz", report)
+    assert report.identical, report.differences
