@@ -48,6 +48,7 @@ def stub_cupy_backend_module(monkeypatch):
     stub.ndarray = numpy.ndarray
     stub.__version__ = "0+stub"
     monkeypatch.setitem(sys.modules, "cupy", stub)
+    monkeypatch.setitem(sys.modules, "cupyx", types.ModuleType("cupyx"))
     path = Path(tensornet.backend.__file__).resolve().parent / "cupy_backend.py"
     spec = importlib.util.spec_from_file_location("tensornet.backend._cupy_backend_stubbed", path)
     module = importlib.util.module_from_spec(spec)

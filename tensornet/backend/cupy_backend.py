@@ -18,11 +18,17 @@ Kernel inputs are validated before every launch (array type, dtype, C-contiguity
 violation raises ValueError naming the argument; empty arrays launch nothing. This module
 imports CuPy at import time: :mod:`.selection` imports it only once ``cupy_status()`` says
 CuPy, a driver and a device are present.
+
+Every launch goes through one method, :meth:`CupyBackend._kernel` (the launcher seam): the CPU
+tests load this module with a NumPy stand-in for ``cupy`` and point the seam at the host
+harness that runs the same ``.cu`` sources, so this module's dispatch, argument packing, grid
+sizes and name expressions run ``fit`` end to end without a GPU (docs/testing-gpu-path.md).
 """
 from __future__ import annotations
 
 import numpy
 import cupy
+import cupyx
 
 from . import config, kernels
 from .base import Backend
@@ -108,8 +114,6 @@ class CupyBackend(CupyOptimizerOps, Backend):
     def host_buffer(self, shape, dtype="float32"):
         """A page-locked host array (``cupyx.empty_pinned``): host-to-device copies from it run
         at full PCIe speed without an intermediate copy."""
-        import cupyx
-
         return cupyx.empty_pinned(shape, dtype=dtype)
 
     def to_device(self, x, out=None):
@@ -342,8 +346,15 @@ class CupyBackend(CupyOptimizerOps, Backend):
         self._launch(family, name, blocks, (numpy.int64(n),) + tuple(args))
 
     def _launch(self, family, name, blocks, args):
-        kernel = kernels.get_kernel(family, name)
-        kernel((int(blocks),), (BLOCK_SIZE,), args)
+        """Every kernel launch of this backend: ``blocks`` blocks of BLOCK_SIZE threads."""
+        self._kernel(family, name)((int(blocks),), (BLOCK_SIZE,), args)
+
+    def _kernel(self, family, name_expression):
+        """The launcher seam: the one place a kernel is fetched, as a callable
+        ``kernel(grid, block, args)`` (``cupy.RawKernel.__call__``). Here the NVRTC build of
+        ``kernels/<family>.cu`` (:func:`.kernels.get_kernel`); the CPU tests substitute the host
+        harness's build of the same source (``tests/cuda_harness/backend.py``)."""
+        return kernels.get_kernel(family, name_expression)
 
     def _multiprocessors(self) -> int:
         device_id = cupy.cuda.runtime.getDevice()
