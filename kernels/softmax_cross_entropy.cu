@@ -4,8 +4,9 @@
 //
 // Loaded at run time by tensornet/backend/kernels.py: the file is read as text into
 // cupy.RawModule(code=..., options=("-std=c++17", "--fmad=false"), name_expressions=[...]),
-// with the name expressions `softmax_cross_entropy<T>` (one-hot / soft float targets) and
-// `sparse_softmax_cross_entropy<T, L>` (integer labels), T in {float, double}, L in {int, long long}.
+// with the name expressions `softmax_cross_entropy<T>` (one-hot / soft float targets),
+// `sparse_softmax_cross_entropy<T, L>` (integer labels) and `bias_activation_softmax<T>` (the
+// output layer's forward pass, below), T in {float, double}, L in {int, long long}.
 //
 // Compile check (every kernel, float and double; tests/test_kernels_compile.py runs it):
 //   nvcc -std=c++17 --fmad=false -arch=sm_80 -DTENSORNET_NVCC_CHECK -c kernels/softmax_cross_entropy.cu -o /dev/null
@@ -257,6 +258,43 @@ __global__ void sparse_softmax_cross_entropy(long long rows, long long cols,
                    loss_out, correct_out);
 }
 
+// ---------------------------------------------------------------- forward: bias + softmax
+// Backend.bias_activation(z, bias, "softmax", out) for (rows, cols) z in one launch, in the
+// reference's order of operations (ActivationOps.bias_activation, then ActivationOps.softmax):
+//   z_j += b_j                         (in place)
+//   m = max_j z_j                      (NaN if the row holds one, as numpy.max)
+//   out_j = exp(z_j - m),  s = sum_j out_j   (s accumulated in double, then rounded to T)
+//   out_j = out_j / s
+// One warp per row (grid-stride over rows), lanes stride over the columns, warp-shuffle max and
+// sum; every element is read and written by the same lane, so out may alias z.
+template <typename T>
+__global__ void bias_activation_softmax(long long rows, long long cols, T* z, const T* bias, T* out) {
+    const int lane = threadIdx.x & 31;
+    const long long warps = blockDim.x >> 5;
+    for (long long r = blockIdx.x * warps + (threadIdx.x >> 5); r < rows; r += gridDim.x * warps) {
+        T* x = z + r * cols;
+        T* y = out + r * cols;
+        T m = Math<T>::neg_inf();
+        for (long long c = lane; c < cols; c += 32) {
+            const T v = x[c] + bias[c];
+            x[c] = v;
+            if (v > m || v != v) m = v;
+        }
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            const T other = __shfl_xor_sync(TN_FULL_MASK, m, offset);
+            if (other > m || other != other) m = other;
+        }
+        double s = 0.0;
+        for (long long c = lane; c < cols; c += 32) {
+            const T e = Math<T>::exp(x[c] - m);
+            y[c] = e;
+            s += double(e);
+        }
+        const T total = T(warp_sum(s));
+        for (long long c = lane; c < cols; c += 32) y[c] = y[c] / total;
+    }
+}
+
 #ifdef TENSORNET_NVCC_CHECK
 // Explicit instantiation of every name expression tensornet/backend/kernels.py declares, so
 // that an offline nvcc build compiles each kernel (at run time NVRTC instantiates them).
@@ -267,5 +305,7 @@ const void* tensornet_softmax_cross_entropy_check[] = {
     (const void*)&sparse_softmax_cross_entropy<float, long long>,
     (const void*)&sparse_softmax_cross_entropy<double, int>,
     (const void*)&sparse_softmax_cross_entropy<double, long long>,
+    (const void*)&bias_activation_softmax<float>,
+    (const void*)&bias_activation_softmax<double>,
 };
 #endif

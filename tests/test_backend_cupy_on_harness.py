@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tensornet import Sequential
+from tensornet.backend import Backend
 from tensornet.backend.self_check import check_backend
 from tensornet.callbacks import Callback
 from tensornet.layers import Dense, Dropout
@@ -133,3 +134,27 @@ def test_every_fused_op_passes_the_self_check_on_the_harness():
     assert len(results) > 40
     failed = [(r.name, r.detail) for r in results if not r.passed]
     assert not failed, failed
+
+
+def _output_layer_launches(backend, x):
+    """Launches of the output layer's forward pass: CuPy's own kernels (and the cuBLAS product)
+    plus the backend's fused kernels counted at the seam; and its output on the host."""
+    model = mlp(backend, "sgd")
+    model.build((FEATURES,))
+    layer = model.layers[-1]
+    inputs = backend.to_device(x)
+    layer.forward(inputs, training=True)  # allocate the layer's workspaces first
+    del host_cupy.operations[:], backend.launches[:]
+    y = layer.forward(inputs, training=True)
+    return list(host_cupy.operations) + list(backend.launches), np.array(y.view(np.ndarray))
+
+
+def test_the_output_layer_forward_is_one_fused_launch_after_the_product():
+    x = np.random.default_rng(4).standard_normal((33, 9)).astype(np.float32)
+    fused, probs = _output_layer_launches(harness_backend(), x)
+    assert fused == ["matmul", "bias_activation_softmax<float>"], fused
+    reference = harness_backend()
+    reference.bias_activation = lambda *a, **k: Backend.bias_activation(reference, *a, **k)
+    unfused, expected = _output_layer_launches(reference, x)
+    assert unfused == ["matmul", "add", "max", "subtract", "exp", "sum", "divide"], unfused
+    np.testing.assert_allclose(probs, expected, rtol=8 * np.finfo(np.float32).eps, atol=0)

@@ -224,6 +224,7 @@ def test_optimizer_update_one_block(name, variant):
 # ---------------------------------------------------------------- softmax cross-entropy
 SOFTMAX_ROWS = (1, 31, 32, 33, 257, geometry.softmax_capacity() + 5)
 SOFTMAX_COLS = (1, 10, 33)
+LOSS_NAMES = [n for n in kernels.name_expressions("softmax_cross_entropy") if "cross_entropy<" in n]
 
 
 def _softmax_case(name, rows, cols, rng):
@@ -268,7 +269,7 @@ def _close_grad(grad, grad_ref, probs, target, sparse, dtype, what):
 
 @pytest.mark.parametrize("cols", SOFTMAX_COLS, ids=lambda c: f"cols{c}")
 @pytest.mark.parametrize("rows", SOFTMAX_ROWS, ids=lambda r: f"rows{r}")
-@pytest.mark.parametrize("name", kernels.name_expressions("softmax_cross_entropy"))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_softmax_cross_entropy(name, rows, cols):
     rng = np.random.default_rng(rows * 100 + cols)
     dtype, logits, probs, target = _softmax_case(name, rows, cols, rng)
@@ -289,7 +290,7 @@ def test_softmax_cross_entropy(name, rows, cols):
         assert int(correct) == (int(correct_ref) if count else 0), f"{name} correct"
 
 
-@pytest.mark.parametrize("name", kernels.name_expressions("softmax_cross_entropy"))
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_softmax_cross_entropy_grad_in_place_one_block(name):
     """grad aliasing probs (as the loss layer calls it) and one block for many rows."""
     rng = np.random.default_rng(5)
@@ -305,8 +306,7 @@ def test_softmax_cross_entropy_grad_in_place_one_block(name):
     assert int(correct) == int(REFERENCE.count_correct(probs, target, "sparse" if sparse else "categorical"))
 
 
-@pytest.mark.parametrize("name", [n for n in kernels.name_expressions("softmax_cross_entropy")
-                                  if n.startswith("sparse")])
+@pytest.mark.parametrize("name", [n for n in LOSS_NAMES if n.startswith("sparse")])
 def test_sparse_softmax_cross_entropy_bad_label_is_nan(name):
     rng = np.random.default_rng(9)
     dtype, logits, probs, target = _softmax_case(name, 40, 10, rng)
@@ -315,3 +315,54 @@ def test_sparse_softmax_cross_entropy_bad_label_is_nan(name):
     loss, _ = _launch_softmax(name, logits, probs, target, grad, 0, np.zeros((), np.uint32))
     assert np.isnan(loss)
     assert np.isnan(grad[7]).all() and not np.isnan(np.delete(grad, 7, axis=0)).any()
+
+
+# ---------------------------------------------------------------- output layer: bias + softmax
+BIAS_SOFTMAX_NAMES = _names("softmax_cross_entropy", "bias_activation_softmax")
+SOFTMAX_RTOL = {np.dtype(np.float32): 8 * np.finfo(np.float32).eps, np.dtype(np.float64): 1e-12}
+
+
+def _launch_bias_softmax(name, z, bias, out, blocks=None):
+    rows, cols = z.shape
+    kernel = load_family("softmax_cross_entropy").get_function(name)
+    kernel((blocks or geometry.softmax_blocks(rows),), (geometry.BLOCK_SIZE,),
+           (np.int64(rows), np.int64(cols), z, bias, out))
+
+
+@pytest.mark.parametrize("cols", (1, 10, 31, 32, 33, 257), ids=lambda c: f"cols{c}")
+@pytest.mark.parametrize("rows", SOFTMAX_ROWS, ids=lambda r: f"rows{r}")
+@pytest.mark.parametrize("name", BIAS_SOFTMAX_NAMES)
+def test_bias_activation_softmax(name, rows, cols):
+    """z += bias and out = softmax(z) per row, against ``Backend.bias_activation(..., "softmax")``;
+    the probabilities to 8 ulps (the row sum is added in another order, in double)."""
+    dtype = DTYPES[_template_args(name)[0]]
+    rng = np.random.default_rng(rows * 1000 + cols)
+    z = _nonzero(rng, (rows, cols), dtype, 0.1, 6.0)
+    bias = _nonzero(rng, (cols,), dtype)
+    z_ref = z.copy()
+    out_ref = REFERENCE.bias_activation(z_ref, bias, "softmax", out=np.empty_like(z))
+    for in_place in (False, True):
+        z_kernel = z.copy()
+        out = z_kernel if in_place else np.full_like(z, np.nan)
+        _launch_bias_softmax(name, z_kernel, bias, out)
+        if not in_place:
+            np.testing.assert_array_equal(z_kernel, z_ref, err_msg=f"{name}: z += bias")
+        np.testing.assert_allclose(out, out_ref, rtol=SOFTMAX_RTOL[np.dtype(dtype)], atol=0,
+                                   err_msg=f"{name} in_place={in_place}")
+
+
+@pytest.mark.parametrize("name", BIAS_SOFTMAX_NAMES)
+def test_bias_activation_softmax_one_block_and_non_finite_rows(name):
+    """One block grid-strides over every row; a NaN makes its row NaN and leaves the others."""
+    dtype = DTYPES[_template_args(name)[0]]
+    rng = np.random.default_rng(11)
+    z = _nonzero(rng, (45, 12), dtype)
+    z[3, 5] = np.nan
+    bias = _nonzero(rng, (12,), dtype)
+    with np.errstate(invalid="ignore"):
+        out_ref = REFERENCE.bias_activation(z.copy(), bias, "softmax", out=np.empty_like(z))
+    out = np.empty_like(z)
+    _launch_bias_softmax(name, z, bias, out, blocks=1)
+    assert np.isnan(out[3]).all() and not np.isnan(np.delete(out, 3, axis=0)).any()
+    np.testing.assert_allclose(np.delete(out, 3, axis=0), np.delete(out_ref, 3, axis=0),
+                               rtol=SOFTMAX_RTOL[np.dtype(dtype)], atol=0)

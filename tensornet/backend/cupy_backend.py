@@ -4,7 +4,8 @@ Every method of :class:`Backend` works here unchanged with ``xp = cupy``; this c
 overrides the ones where one custom kernel saves passes over memory:
 
 - ``bias_activation`` (bias add + activation in one pass) and ``backprop_<act>``
-  (``dy * f'(y)`` in one pass), from ``kernels/activations.cu``;
+  (``dy * f'(y)`` in one pass), from ``kernels/activations.cu``; with softmax, the output
+  layer's bias add + softmax in one launch from ``kernels/softmax_cross_entropy.cu``;
 - ``softmax_cross_entropy`` (loss, gradient and, optionally, the number of correct
   predictions in one launch), from ``kernels/softmax_cross_entropy.cu``;
 - every ``<optimizer>_update`` (one launch over the whole flat parameter buffer), from
@@ -182,7 +183,10 @@ class CupyBackend(CupyOptimizerOps, Backend):
 
     def bias_activation(self, z, bias, activation, out=None, alpha=0.0):
         """``z += bias`` in place, then ``out = activation(z)``, in one kernel for linear, relu,
-        leaky_relu, sigmoid and tanh (others: the base's two steps); returns ``out``."""
+        leaky_relu, sigmoid and tanh, and for softmax over the rows of a 2-D ``z`` (others: the
+        base's two steps); returns ``out``."""
+        if activation == "softmax" and getattr(z, "ndim", 0) == 2:
+            return self._bias_softmax(z, bias, out)
         act = kernels.ACTIVATION_STRUCTS.get(activation)
         if act is None:
             return super().bias_activation(z, bias, activation, out=out, alpha=alpha)
@@ -200,6 +204,23 @@ class CupyBackend(CupyOptimizerOps, Backend):
             t = z.dtype.type
             self._launch_elementwise("activations", f"bias_activation<{ctype}, {act}>", z.size,
                                      (z, bias, out, numpy.int64(features), t(alpha)))
+        return out
+
+    def _bias_softmax(self, z, bias, out):
+        """The output layer's forward pass, ``z += bias; out = softmax(z)`` row by row, in one
+        launch of ``bias_activation_softmax`` (one warp per row, the softmax cross-entropy's
+        grid) instead of the reference's six (bias add, max, subtract, exp, sum, divide)."""
+        where = "bias_activation"
+        ctype = self._check_float(z, "z", where)
+        rows, cols = z.shape
+        self._check_like(bias, "bias", z, "z", where, shape=(cols,))
+        if out is None:
+            out = self.xp.empty_like(z)
+        else:
+            self._check_like(out, "out", z, "z", where)
+        if z.size:
+            self._launch("softmax_cross_entropy", f"bias_activation_softmax<{ctype}>", self._row_blocks(rows),
+                         (numpy.int64(rows), numpy.int64(cols), z, bias, out))
         return out
 
     # ------------------------------------------------------------------ activations (backward)
@@ -272,8 +293,7 @@ class CupyBackend(CupyOptimizerOps, Backend):
             return loss, correct
         if cols == 0:
             raise ValueError(f"{where}: logits has {rows} rows but no columns")
-        rows_per_block = BLOCK_SIZE // 32
-        blocks = min(-(-rows // rows_per_block), ROW_BLOCKS_PER_SM * self._multiprocessors())
+        blocks = self._row_blocks(rows)
         partial_loss = self.scratch("sce_partial_loss", (blocks,), numpy.float64)
         partial_correct = self.scratch("sce_partial_correct", (blocks,), numpy.int64)
         correct_out = correct if count else self.scratch("sce_correct", (), numpy.int64)
@@ -355,6 +375,10 @@ class CupyBackend(CupyOptimizerOps, Backend):
         ``kernels/<family>.cu`` (:func:`.kernels.get_kernel`); the CPU tests substitute the host
         harness's build of the same source (``tests/cuda_harness/backend.py``)."""
         return kernels.get_kernel(family, name_expression)
+
+    def _row_blocks(self, rows):
+        """Grid size of a one-warp-per-row launch over ``rows`` rows (grid-stride beyond it)."""
+        return min(-(-rows // (BLOCK_SIZE // 32)), ROW_BLOCKS_PER_SM * self._multiprocessors())
 
     def _multiprocessors(self) -> int:
         device_id = cupy.cuda.runtime.getDevice()

@@ -55,7 +55,8 @@ def _softmax_names() -> tuple[str, ...]:
     dense = [f"softmax_cross_entropy<{t}>" for t in _CTYPES]
     sparse = [f"sparse_softmax_cross_entropy<{t}, {label}>"
               for t in _CTYPES for label in LABEL_CTYPES.values()]
-    return tuple(dense + sparse)
+    forward = [f"bias_activation_softmax<{t}>" for t in _CTYPES]
+    return tuple(dense + sparse + forward)
 
 
 #: family (``kernels/<family>.cu``) -> every name expression compiled from it.

@@ -10,6 +10,8 @@ Device arrays behave like CuPy's where the difference matters to a training loop
 - results stay device arrays, 0-d included (NumPy would hand back a scalar): a reduction, an
   element read ``a[i]`` or ``a.sum()`` is a 0-d :class:`DeviceArray`, as with CuPy;
 - a host ``numpy.ndarray`` passed to a device operation is a ``TypeError``, as CuPy raises;
+- every CuPy operation on device arrays is recorded in :data:`operations` (one launch each on
+  a GPU), so launch counts can be compared with the fused kernels' (counted at the seam);
 - every implicit synchronisation with the device is recorded in :data:`syncs`: reading a device
   array on the host (``float``, ``int``, ``bool``, ``operator.index``, ``.item()``,
   ``.tolist()``, ``.get()``, ``cupy.asnumpy``), and copying host memory that is not page-locked
@@ -35,6 +37,10 @@ __version__ = "0+host-harness"
 
 #: Every implicit device synchronisation so far: (kind, innermost tensornet frame).
 syncs: list[tuple[str, str]] = []
+#: Every CuPy operation on device arrays so far, by name (one kernel or cuBLAS call each on a
+#: GPU: ufuncs, reductions, ``take``, ``copyto``, ...); the backend's own kernels are counted
+#: at the launcher seam instead (``HarnessCupyBackend.launches``).
+operations: list[str] = []
 
 
 def _caller() -> str:
@@ -92,6 +98,7 @@ class DeviceArray(np.ndarray):
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         where = f"cupy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
         _refuse_host(inputs, where)
+        operations.append(where[5:])
         if out is not None:
             _refuse_host(out, where)
             kwargs["out"] = tuple(_plain(o) for o in out)
@@ -104,6 +111,7 @@ class DeviceArray(np.ndarray):
         where = f"cupy.{func.__name__}"
         _refuse_host(args, where)
         _refuse_host(kwargs.values(), where)
+        operations.append(func.__name__)
         out = kwargs.get("out")
         plain_kwargs = {k: _plain(v) for k, v in kwargs.items()}
         result = func(*_plain(args), **plain_kwargs)
@@ -215,6 +223,7 @@ def __getattr__(name):
         def on_device(*args, **kwargs):
             _refuse_host(args, f"cupy.{name}")
             _refuse_host(kwargs.values(), f"cupy.{name}")
+            operations.append(name)
             out = kwargs.get("out")
             result = value(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()})
             return out if isinstance(out, DeviceArray) else _device(result)
