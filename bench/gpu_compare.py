@@ -50,9 +50,7 @@ TRAINERS = ("tensornet", "torch", "torch_compile")
 class SetupError(SystemExit):
     """A missing piece (CuPy, a GPU, PyTorch CUDA, the data): exit status 3 with the reason."""
 
-    def __init__(self, message):
-        super().__init__(message)
-        self.code = 3
+    CODE = 3
 
 
 # ---------------------------------------------------------------------- models
@@ -337,4 +335,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SetupError as missing:
+        print(f"gpu_compare: {missing.args[0]}", file=sys.stderr)
+        sys.exit(SetupError.CODE)

@@ -178,7 +178,10 @@ def test_gpu_compare_without_a_gpu_exits_with_the_reason():
         pytest.skip("CuPy sees a GPU here")
     with pytest.raises(SystemExit) as caught:
         gpu_compare.main(["--data", str(DATA)])
-    assert caught.value.code == 3 and "needs CuPy and a GPU" in str(caught.value)
+    assert isinstance(caught.value, gpu_compare.SetupError) and "needs CuPy and a GPU" in str(caught.value)
+    done = subprocess.run([sys.executable, str(BENCH / "gpu_compare.py"), "--data", str(DATA)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and "gpu_compare: --device cuda needs CuPy and a GPU" in done.stderr
 
 
 def test_gpu_compare_names_a_missing_data_directory(tmp_path):
