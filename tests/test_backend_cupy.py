@@ -255,13 +255,24 @@ def test_bias_activation(gpu, cp, activation, dtype, shape, out_mode):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bias_activation_softmax_falls_back_to_the_reference(gpu, cp, dtype):
-    rng = _rng("bias_softmax")
-    z = rng.standard_normal((9, 4)).astype(dtype)
-    bias = rng.standard_normal(4).astype(dtype)
-    expected = ref.bias_activation(z.copy(), bias, "softmax")
-    result = gpu.bias_activation(cp.asarray(z), cp.asarray(bias), "softmax")
-    _close(cp.asnumpy(result), expected, dtype)
+@pytest.mark.parametrize("shape", [(1, 1), (9, 4), (33, 10), (257, 33), (65537, 10), (3, 4099), (0, 10)])
+@pytest.mark.parametrize("out_mode", ["new", "given", "inplace"])
+def test_bias_activation_softmax_is_one_fused_kernel(gpu, cp, dtype, shape, out_mode):
+    """z += bias and softmax per row in one launch (bias_activation_softmax) for 2-D z."""
+    rng = _rng("bias_softmax", shape)
+    z = (rng.standard_normal(shape) * 3).astype(dtype)
+    bias = rng.standard_normal(shape[-1]).astype(dtype)
+    z_ref = z.copy()
+    expected = ref.bias_activation(z_ref, bias, "softmax").copy()
+    z_dev = cp.asarray(z)
+    out = {"new": None, "given": _poisoned(cp, shape, dtype), "inplace": z_dev}[out_mode]
+    result = gpu.bias_activation(z_dev, cp.asarray(bias), "softmax", out=out)
+    if out is not None:
+        assert result is out
+    assert isinstance(result, cp.ndarray) and result.dtype == dtype and result.shape == shape
+    _close(cp.asnumpy(result), expected, dtype, "out")
+    if out_mode != "inplace":
+        _close(cp.asnumpy(z_dev), z_ref, dtype, "z (bias added in place)")
 
 
 @pytest.mark.gpu
@@ -334,8 +345,8 @@ def test_softmax_cross_entropy_counts_correct_in_the_same_pass(gpu, cp, dtype, t
     loss_ref = ref.softmax_cross_entropy(logits, probs, target, grad_ref, sparse=sparse)
     correct_ref = ref.count_correct(probs, target, "sparse" if sparse else "categorical")
     grad = _poisoned(cp, shape, dtype)
-    loss, correct = gpu._softmax_cross_entropy_count(cp.asarray(logits), cp.asarray(probs),
-                                                     cp.asarray(target), grad, sparse=sparse)
+    loss, correct = gpu.softmax_cross_entropy_count(cp.asarray(logits), cp.asarray(probs),
+                                                    cp.asarray(target), grad, sparse=sparse)
     assert correct.dtype == np.int64 and correct.shape == ()
     assert int(correct) == int(correct_ref)
     np.testing.assert_allclose(float(loss), float(loss_ref), rtol=LOSS_RTOL[dtype])
@@ -366,7 +377,7 @@ def test_softmax_cross_entropy_empty_batch_and_bad_labels(gpu, cp, dtype):
     empty = cp.zeros((0, 10), dtype=dtype)
     loss = gpu.softmax_cross_entropy(empty, empty, empty, cp.zeros((0, 10), dtype=dtype))
     assert float(loss) == 0.0 and loss.dtype == dtype
-    loss, correct = gpu._softmax_cross_entropy_count(
+    loss, correct = gpu.softmax_cross_entropy_count(
         empty, empty, cp.zeros(0, dtype=cp.int64), cp.zeros((0, 10), dtype=dtype), sparse=True)
     assert float(loss) == 0.0 and int(correct) == 0
     logits, probs, labels = _softmax_inputs((6, 4), dtype, "int64")
