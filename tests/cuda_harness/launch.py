@@ -2,7 +2,8 @@
 
 The constants are read from ``tensornet/backend/cupy_backend.py`` itself (its source, parsed:
 the module imports CuPy, so it cannot be imported here), and the grid formulas below are those
-of ``CupyBackend._launch_elementwise`` and ``CupyBackend._softmax_cross_entropy``:
+of ``CupyBackend._launch_elementwise`` and ``CupyBackend._row_blocks`` (the one-warp-per-row
+kernels: the softmax cross-entropy and the output layer's bias + softmax):
 
     elementwise: blocks = min(ceil(n / BLOCK_SIZE), BLOCKS_PER_SM * multiprocessors)
     softmax:     blocks = min(ceil(rows / (BLOCK_SIZE / 32)), ROW_BLOCKS_PER_SM * multiprocessors)
