@@ -52,6 +52,7 @@ def test_cupy_backend_declares_exactly_its_kernel_dtypes_and_refuses_float16_at_
     code = textwrap.dedent("""
         import sys, types
         sys.modules["cupy"] = types.ModuleType("cupy")
+        sys.modules["cupyx"] = types.ModuleType("cupyx")
         from tensornet.backend.cupy_backend import CupyBackend
         from tensornet.backend import kernels
         from tensornet import Sequential
