@@ -5,7 +5,7 @@
 #
 # Needs a machine with an NVIDIA GPU where CuPy, PyTorch (CUDA) and NumPy are installed (pytest
 # for the gpu tests); installs and downloads nothing. FASHION_MNIST_DIR holds the four IDX
-# files (gzipped or not). Steps, each under a time limit (about 8 minutes in all at most):
+# files (gzipped or not). Steps, each under a time limit (7.5 minutes in all at most):
 #   1. versions   device, driver, CUDA runtime and driver, CuPy, PyTorch, NumPy
 #   2. gpu-tests  python -m pytest -m gpu on the test files that hold gpu tests
 #   3. kernels    tensornet info --check --backend cupy: every kernel against its NumPy reference
@@ -84,7 +84,7 @@ run_step() {
     rm -f "$log"
 }
 
-run_step versions 60 "$PY" "$here/gpu_record.py" versions --jsonl "$jsonl"
+run_step versions 30 "$PY" "$here/gpu_record.py" versions --jsonl "$jsonl"
 
 if "$PY" -c "import pytest" 2>/dev/null; then
     mapfile -t gpu_files < <(grep -l "mark\.gpu" tests/test_*.py)
@@ -95,8 +95,8 @@ else
 fi
 
 run_step kernels 60 "$PY" -m tensornet info --check --backend cupy
-run_step train 90 "$PY" -m tensornet train --backend cupy --data "$data" --verbose 2
-run_step benchmark 240 "$PY" "$here/gpu_compare.py" --device cuda --data "$data" --jsonl "$jsonl"
+run_step train 60 "$PY" -m tensornet train --backend cupy --data "$data" --verbose 2
+run_step benchmark 180 "$PY" "$here/gpu_compare.py" --device cuda --data "$data" --jsonl "$jsonl"
 
 echo
 echo "=== summary ($txt)"
