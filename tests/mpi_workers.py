@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +30,14 @@ def data(seed=0):
     return x, y
 
 
-def build(optimizer, seed, dropout=False, deep=False, batchnorm=False):
+def build(optimizer, seed, dropout=False, deep=False, batchnorm=False, synchronized=False):
     layers = [Dense(16, activation="tanh", input_shape=(12,))]
     if batchnorm:
-        layers.append(BatchNormalization(momentum=0.9))
+        layers.append(BatchNormalization(momentum=0.9, synchronized=synchronized))
     if deep:
         layers += [Dense(16, activation="relu"), Dense(16, activation="tanh")]
+    if deep and batchnorm:
+        layers.append(BatchNormalization(momentum=0.8, synchronized=synchronized))
     if dropout:
         layers.append(Dropout(0.3))
     layers.append(Dense(3, activation="softmax"))
@@ -45,7 +48,7 @@ def build(optimizer, seed, dropout=False, deep=False, batchnorm=False):
 
 
 class FailAt(Callback):
-    """On rank ``rank``, at batch ``batch`` of epoch 2: raise, or SIGKILL the process."""
+    """On rank ``rank``, at batch ``batch`` of epoch 2: raise, SIGKILL the process, or hang (sleep)."""
 
     def __init__(self, rank, how):
         super().__init__()
@@ -58,17 +61,21 @@ class FailAt(Callback):
         if dist.current_world().rank == self.rank and self.epoch == 1 and batch == 3:
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.how == "hang":
+                time.sleep(3600)  # stuck in compute: the other rank's next all-reduce times out
             raise ValueError("a deliberate failure inside fit")
 
 
 def main(mode, out, optimizer="sgd"):
-    world = dist.init(bucket_bytes=256 if mode == "overlap" else None)  # 3 buckets: the last two layers, then one each
+    overlap = mode in ("overlap", "syncbn_sharded")
+    world = dist.init(bucket_bytes=256 if overlap else None)  # 3 buckets: the last two layers, then one each
     out = Path(out)
     x, y = data()
-    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=mode == "overlap",
-                  batchnorm=mode == "batchnorm")  # different weights per rank
-    callbacks = [FailAt(1, mode)] if mode in ("raise", "kill") else []
-    if mode == "sharded":
+    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=overlap,
+                  batchnorm=mode.startswith(("batchnorm", "syncbn")),
+                  synchronized=mode.startswith("syncbn"))  # different weights per rank
+    callbacks = [FailAt(1, mode)] if mode in ("raise", "kill", "hang") else []
+    if mode in ("sharded", "syncbn_sharded"):
         start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)  # uneven parts
         history = model.fit(x[start:stop], y[start:stop], batch_size=BATCH, epochs=EPOCHS, verbose=0,
                             shuffle=False, data_sharded=True)
@@ -79,8 +86,9 @@ def main(mode, out, optimizer="sgd"):
     extra = {}
     if mode == "dropout":
         extra["mask_draw"] = model.layers[1].rng.random(8)
-    if mode == "batchnorm":
+    if mode.startswith(("batchnorm", "syncbn")):
         extra["moving_mean"] = model.layers[1].get_state_arrays()["moving_mean"]
+        extra["moving_variance"] = model.layers[1].get_state_arrays()["moving_variance"]
     np.savez(out / f"rank{world.rank}.npz", weights=weights, size=world.size, path=model.step_path,
              **{f"history_{k}": np.array(v) for k, v in history.history.items()}, **extra)
 

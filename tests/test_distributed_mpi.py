@@ -24,10 +24,10 @@ pytestmark = [pytest.mark.mpi, pytest.mark.skipif(MPIRUN is None, reason="no mpi
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mpirun(args, timeout=120, ranks=2, backend="numpy"):
+def mpirun(args, timeout=120, ranks=2, backend="numpy", **extra_env):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]),
                OMP_NUM_THREADS="1", TENSORNET_BACKEND=backend, OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1", **extra_env)
     command = [MPIRUN, "-n", str(ranks), "--oversubscribe", sys.executable, *args]
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -88,15 +88,7 @@ def test_two_gpus_all_reduce_through_nccl_like_one_gpu(tmp_path, optimizer):
 
 def test_each_rank_trains_its_own_shard(tmp_path):
     ranks = run_workers(tmp_path, "sharded")
-    x, y = mpi_workers.data()
-    parts = [(x[:120], y[:120]), (x[120:], y[120:])]
-    model = mpi_workers.build("sgd", seed=10)
-    for _ in range(mpi_workers.EPOCHS):  # step s: rows [16 s, 16 s + 16) of each part, in rank order
-        for step in range(8):
-            rows = [(px[16 * step:16 * step + 16], py[16 * step:16 * step + 16]) for px, py in parts]
-            xb, yb = np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
-            model.fit(xb, yb, batch_size=len(xb), epochs=1, verbose=0, shuffle=False)
-    expected = np.concatenate([w.ravel() for w in model.get_weights()])
+    expected = _sharded_reference(mpi_workers.build("sgd", seed=10))
     assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
     np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
 
@@ -127,6 +119,43 @@ def test_batch_normalization_trains_on_per_rank_statistics_and_ends_each_epoch_w
     assert not np.allclose(ranks[0]["weights"], single, rtol=1e-4, atol=1e-5)  # per-rank statistics differ
 
 
+def _sharded_reference(model):
+    """One process fit step by step on the rows two ranks take from their uneven shards."""
+    x, y = mpi_workers.data()
+    parts = [(x[:120], y[:120]), (x[120:], y[120:])]
+    for _ in range(mpi_workers.EPOCHS):  # step s: rows [16 s, 16 s + 16) of each part, in rank order
+        for step in range(8):
+            rows = [(px[16 * step:16 * step + 16], py[16 * step:16 * step + 16]) for px, py in parts]
+            xb, yb = np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
+            model.fit(xb, yb, batch_size=len(xb), epochs=1, verbose=0, shuffle=False)
+    return np.concatenate([w.ravel() for w in model.get_weights()])
+
+
+def test_synchronized_batch_normalization_trains_like_one_process_with_the_global_batch(tmp_path):
+    ranks = run_workers(tmp_path, "syncbn")
+    x, y = mpi_workers.data()
+    model = mpi_workers.build("sgd", seed=10, batchnorm=True, synchronized=True)
+    history = model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                        validation_data=(x[:50], y[:50])).history
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], np.concatenate([w.ravel() for w in model.get_weights()]),
+                               rtol=2e-5, atol=2e-6)
+    state = model.layers[1].get_state_arrays()
+    for name in ("moving_mean", "moving_variance"):
+        assert np.array_equal(ranks[0][name], ranks[1][name])
+        np.testing.assert_allclose(ranks[0][name], state[name], rtol=2e-5, atol=2e-6)
+    for key, values in history.items():
+        np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
+
+
+def test_synchronized_batch_normalization_with_shards_buckets_and_a_rank_without_rows(tmp_path):
+    ranks = run_workers(tmp_path, "syncbn_sharded")  # rank 1's 83 rows run out after 6 of the 8 steps
+    assert "buckets overlapped with backward" in str(ranks[0]["path"])
+    expected = _sharded_reference(mpi_workers.build("sgd", seed=10, deep=True, batchnorm=True, synchronized=True))
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
+
+
 def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
     first = run_workers(tmp_path, "dropout")
     assert not np.array_equal(first[0]["mask_draw"], first[1]["mask_draw"])
@@ -136,16 +165,20 @@ def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
         assert np.array_equal(first[r]["weights"], again[r]["weights"])
 
 
-@pytest.mark.parametrize("how", ["raise", "kill"])
+@pytest.mark.parametrize("how", ["raise", "kill", "hang"])
 def test_a_failing_rank_ends_the_job_with_an_error_never_a_hang(tmp_path, how):
-    done, seconds = mpirun([str(REPO / "tests" / "mpi_workers.py"), how, str(tmp_path)], timeout=90)
+    done, seconds = mpirun([str(REPO / "tests" / "mpi_workers.py"), how, str(tmp_path)], timeout=90,
+                           TENSORNET_DISTRIBUTED_TIMEOUT="5")
     assert done.returncode != 0
     assert seconds < 60
     output = done.stdout + done.stderr
     if how == "raise":
         assert "rank 1 of 2 failed" in output and "a deliberate failure inside fit" in output
-    else:
+    elif how == "kill":
         assert "process rank 1" in output and "signal 9" in output, output  # the launcher names it
+    else:  # rank 1 sleeps inside a step: rank 0's next all-reduce waits 5 s, then names it and aborts
+        assert "rank 0 of 2 failed" in output and "got no answer within 5 s" in output, output
+        assert "rank 1 has stopped or is stuck" in output, output
     assert not (tmp_path / "rank0.npz").exists()
 
 

@@ -68,7 +68,11 @@ def test_a_request_that_never_completes_raises_naming_the_rank_after_the_timeout
             return False
 
     world = world_module.World(rank=1, size=2, timeout=0.05)
-    with pytest.raises(faults.DistributedError, match=r"rank 1 of 2: the gradient all-reduce got no answer .* 0.05 s"):
+    with pytest.raises(faults.DistributedError, match=r"rank 1 of 2: the gradient all-reduce got no answer .* 0.05 s"
+                                                      r".*: rank 0 has stopped or is stuck"):
+        faults.wait(Pending(), world, "the gradient all-reduce")
+    world = world_module.World(rank=2, size=4, timeout=0.01)
+    with pytest.raises(faults.DistributedError, match="one of ranks 0, 1, 3 has stopped"):
         faults.wait(Pending(), world, "the gradient all-reduce")
 
 
