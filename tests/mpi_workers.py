@@ -66,7 +66,33 @@ class FailAt(Callback):
             raise ValueError("a deliberate failure inside fit")
 
 
+def checkpointed(kind, phase, out, world):
+    """``ckpt-<dropout|plain>-<full|kill|resume>``: fit with a checkpoint every 3 steps in
+    ``OUT/ck`` (``OUT/ck_full`` for the uninterrupted run); ``kill`` SIGKILLs rank 1 at step 11
+    (after the step-9 checkpoint, inside epoch 2); ``resume`` continues from ``OUT/ck``'s newest."""
+    from tensornet.callbacks import Checkpoints
+    from tensornet.checkpoints import CheckpointDirectory
+
+    x, y = data()
+    directory = out / ("ck_full" if phase == "full" else "ck")
+    if phase == "resume":
+        model = CheckpointDirectory(directory).restore()
+    else:
+        model = build("sgd", seed=10 + world.rank, dropout=kind == "dropout")
+    callbacks = [Checkpoints(directory, every_steps=3)] + ([FailAt(1, "kill")] if phase == "kill" else [])
+    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=callbacks,
+                        validation_data=(x[:50], y[:50]), initial_epoch=model.epochs_completed)
+    return model, history
+
+
 def main(mode, out, optimizer="sgd"):
+    if mode.startswith("ckpt-"):
+        world = dist.init()
+        model, history = checkpointed(*mode.split("-")[1:], Path(out), world)
+        weights = np.concatenate([w.ravel() for w in model.get_weights()])
+        np.savez(Path(out) / f"rank{world.rank}.npz", weights=weights, size=world.size,
+                 **{f"history_{k}": np.array(v) for k, v in history.history.items()})
+        return
     overlap = mode in ("overlap", "syncbn_sharded")
     world = dist.init(bucket_bytes=256 if overlap else None)  # 3 buckets: the last two layers, then one each
     out = Path(out)

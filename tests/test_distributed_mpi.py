@@ -182,6 +182,68 @@ def test_a_failing_rank_ends_the_job_with_an_error_never_a_hang(tmp_path, how):
     assert not (tmp_path / "rank0.npz").exists()
 
 
+def _killed_then_resumed(tmp_path, kind):
+    """The uninterrupted 2-rank run's results, after a 2-rank run killed at step 11 left its checkpoints."""
+    full = run_workers(tmp_path, f"ckpt-{kind}-full")
+    for rank in range(2):
+        (tmp_path / f"rank{rank}.npz").unlink()
+    done, _ = mpirun([str(REPO / "tests" / "mpi_workers.py"), f"ckpt-{kind}-kill", str(tmp_path)])
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert not (tmp_path / "rank0.npz").exists(), "the job ended before the kill: nothing to resume"
+    assert (tmp_path / "ck" / "ckpt-0000000009.npz").exists()
+    assert not (tmp_path / "ck" / "ckpt-0000000012.npz").exists()
+    return full
+
+
+def test_dropout_under_two_ranks_resumes_bit_exactly_after_a_kill(tmp_path):
+    full = _killed_then_resumed(tmp_path, "dropout")
+    resumed = run_workers(tmp_path, "ckpt-dropout-resume")
+    for rank in range(2):
+        assert np.array_equal(resumed[rank]["weights"], full[rank]["weights"]), rank
+        for key in ("loss", "accuracy", "val_loss"):
+            assert np.array_equal(resumed[rank][f"history_{key}"], full[rank][f"history_{key}"][1:]), key
+
+
+def _resume_here(directory):
+    """Continue the newest checkpoint of ``directory`` in this process (a world of one)."""
+    from tensornet.checkpoints import CheckpointDirectory
+
+    x, y = mpi_workers.data()
+    model = CheckpointDirectory(directory).restore()
+    history = model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                        validation_data=(x[:50], y[:50]), initial_epoch=model.epochs_completed)
+    return np.concatenate([w.ravel() for w in model.get_weights()]), history.history
+
+
+def test_a_two_rank_checkpoint_resumes_in_one_process_with_the_same_global_batch(tmp_path):
+    full = _killed_then_resumed(tmp_path, "plain")
+    weights, history = _resume_here(tmp_path / "ck")  # the same global batch of 32, split in none
+    np.testing.assert_allclose(weights, full[0]["weights"], rtol=2e-5, atol=2e-6)  # up to summation order
+    for key in ("loss", "accuracy", "val_loss"):
+        np.testing.assert_allclose(history[key], full[0][f"history_{key}"][1:], rtol=1e-5, atol=1e-6)
+
+
+def test_a_one_process_checkpoint_resumes_under_two_ranks_with_the_same_global_batch(tmp_path):
+    from tensornet.callbacks import Callback, Checkpoints
+
+    class StopAt(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations == 11:
+                raise KeyboardInterrupt  # the process ends here: its newest checkpoint is step 9's
+
+    x, y = mpi_workers.data()
+    model = mpi_workers.build("sgd", seed=10)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                  validation_data=(x[:50], y[:50]), callbacks=[Checkpoints(tmp_path / "ck", every_steps=3), StopAt()])
+    ranks = run_workers(tmp_path, "ckpt-plain-resume")
+    single = mpi_workers.build("sgd", seed=10)
+    single.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0)
+    expected = np.concatenate([w.ravel() for w in single.get_weights()])
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
+
+
 def _rank_pid(marker, rank):
     """The pid of the rank-``rank`` process whose command line holds ``marker`` (from /proc)."""
     for entry in Path("/proc").iterdir():

@@ -82,7 +82,9 @@ class DataParallel:
         optimizer.set_state(model.ops, state)
         rng = broadcast_object(world, model.rng.bit_generator.state, what="the broadcast of the generator")
         model.rng.bit_generator.state = rng
-        self._dropout = self._dropout_keys(model)
+        keys = broadcast_object(world, [key for _, key in self._dropout_keys(model)],
+                                what="the broadcast of the Dropout seeds")
+        self._dropout = [(layer, key) for (layer, _), key in zip(self._dropout_keys(model), keys)]
         self.statistics = SynchronizedStatistics(world, model, self._device)
         if world.bucket_bytes is not None and len(model.store.groups) == 1 and self._device is None:
             self.buckets = GradientBuckets(world, model, world.bucket_bytes)
@@ -99,7 +101,8 @@ class DataParallel:
 
     @staticmethod
     def _dropout_keys(model):
-        """(layer, (seed, layer index)) of every Dropout layer: the layer's own seed, else the model's."""
+        """(layer, (seed, layer index)) of every Dropout layer: the layer's own seed, else the
+        model's (rank 0's seeds are used on every rank, as its weights are)."""
         keys = []
         for index, layer in enumerate(model.layers):
             if not hasattr(layer, "rng") or not hasattr(layer, "rate"):
@@ -110,7 +113,7 @@ class DataParallel:
 
     def _seed_step(self):
         """Dropout masks differ per rank and repeat from the seed: at optimizer step t, rank r's
-        Dropout layer i draws from a generator seeded (seed, i, r, t). The masks then depend only
+        Dropout layer i draws from a generator seeded (rank 0's seed, i, r, t). The masks then depend only
         on the seed, the rank and the step count a checkpoint keeps, so a run resumed from any
         checkpoint under the same number of ranks draws the masks the uninterrupted run drew."""
         if not self._dropout:
