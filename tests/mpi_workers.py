@@ -103,13 +103,16 @@ def main(mode, out, optimizer="sgd"):
     callbacks = [FailAt(1, mode)] if mode in ("raise", "kill", "hang") else []
     if mode in ("sharded", "syncbn_sharded"):
         start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)  # uneven parts
+        params = Callback()  # keeps the params fit gives callbacks (and the progress output)
         history = model.fit(x[start:stop], y[start:stop], batch_size=BATCH, epochs=EPOCHS, verbose=0,
-                            shuffle=False, data_sharded=True)
+                            shuffle=False, data_sharded=True, callbacks=[params])
     else:
         history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=callbacks,
                             validation_data=(x[:50], y[:50]))
     weights = np.concatenate([w.ravel() for w in model.get_weights()])
     extra = {}
+    if mode in ("sharded", "syncbn_sharded"):
+        extra["samples"], extra["steps"] = params.params["samples"], params.params["steps"]
     if mode == "dropout":
         extra["mask_draw"] = model.layers[1].rng.random(8)
     if mode.startswith(("batchnorm", "syncbn")):

@@ -89,6 +89,7 @@ def test_two_gpus_all_reduce_through_nccl_like_one_gpu(tmp_path, optimizer):
 def test_each_rank_trains_its_own_shard(tmp_path):
     ranks = run_workers(tmp_path, "sharded")
     expected = _sharded_reference(mpi_workers.build("sgd", seed=10))
+    assert [(int(r["samples"]), int(r["steps"])) for r in ranks] == [(mpi_workers.SAMPLES, 8)] * 2  # the epoch's
     assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
     np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
 

@@ -130,6 +130,10 @@ class DataParallel:
         return max(-(-rows // (stop - start)) for rank, rows in enumerate(self.rows)
                    for start, stop in [share(batch_size, rank, self.world.size)])
 
+    def samples(self):
+        """Examples of an epoch over every rank (each rank's own rows summed with ``data_sharded``)."""
+        return sum(self.rows) if self.data_sharded else self.rows[0]
+
     def step_counts(self, step, batch_size):
         """(this rank's examples, all ranks' examples) at ``step`` of an epoch."""
         size, rank = self.world.size, self.world.rank

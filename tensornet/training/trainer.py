@@ -122,7 +122,8 @@ class Trainer(BatchGathering):
 
         history = History()
         steps = self.parallel.steps(batch_size) if self.parallel else -(-x.shape[0] // batch_size)
-        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": x.shape[0],
+        samples = self.parallel.samples() if self.parallel else x.shape[0]
+        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": samples,
                   "verbose": verbose}
         progress = [ProgressLogger(verbose)] if verbose else []
         callback_list = CallbackList([history, *progress, *(callbacks or [])], model, params, run=self)
