@@ -118,7 +118,8 @@ def main(mode, out, optimizer="sgd"):
     if mode.startswith(("batchnorm", "syncbn")):
         extra["moving_mean"] = model.layers[1].get_state_arrays()["moving_mean"]
         extra["moving_variance"] = model.layers[1].get_state_arrays()["moving_variance"]
-    np.savez(out / f"rank{world.rank}.npz", weights=weights, size=world.size, path=model.step_path,
+    np.savez(out / f"rank{world.rank}.npz", weights=weights, size=world.size, local_rank=world.local_rank,
+             path=model.step_path,
              **{f"history_{k}": np.array(v) for k, v in history.history.items()}, **extra)
 
 

@@ -59,6 +59,7 @@ def test_two_ranks_train_like_one_process_with_the_global_batch(tmp_path, optimi
         assert np.array_equal(ranks[0][f"history_{key}"], ranks[1][f"history_{key}"]), key
         np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
     assert "one all-reduce of the flat gradient buffer per step over 2 ranks" in str(ranks[0]["path"])
+    assert [int(rank["local_rank"]) for rank in ranks] == [0, 1]  # one machine: its GPU 0 and 1
 
 
 def _two_gpus():

@@ -111,3 +111,13 @@ def test_init_rejects_a_bad_bucket_size():
 
     with pytest.raises(ValueError, match="bucket_bytes must be a positive int"):
         init(bucket_bytes=0)
+
+
+def test_the_local_rank_comes_from_the_launchers_environment(monkeypatch):
+    for _, _, local in world_module._LAUNCHERS:
+        monkeypatch.delenv(local, raising=False)
+    assert world_module.local_rank_from_launcher() is None  # init() then asks MPI
+    monkeypatch.setenv("MPI_LOCALRANKID", "garbled")
+    assert world_module.local_rank_from_launcher() is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "3")
+    assert world_module.local_rank_from_launcher() == 3

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from tensornet.backend import get_backend
+from tensornet.backend import cupy_status, get_backend
 from tensornet.layers import BatchNormalization
 from tensornet.models import Sequential
 from tensornet.models.configs import layer_from_config
@@ -69,20 +69,21 @@ def _data(rows, features=5, dtype="float64", seed=0):
     return x, gamma, beta, weights
 
 
-def _two_ranks(x, gamma, beta, weights, split):
+def _two_ranks(x, gamma, beta, weights, split, backend="numpy"):
     """Each rank's synchronised forward and backward on its rows, dy the gradient of its own mean
-    loss sum_i w_i . y_i / n_r: (y, dx, dgamma, dbeta, count, n_r) per rank."""
-    ops = get_backend("numpy")
+    loss sum_i w_i . y_i / n_r: (y, dx, dgamma, dbeta, count, n_r) per rank, on the host."""
+    ops = get_backend(backend)
     bounds = [(0, split), (split, x.shape[0])]
+    x, gamma, beta, weights = (ops.asarray(a) for a in (x, gamma, beta, weights))
 
     def work(rank, all_sum):
         start, stop = bounds[rank]
         xr, wr = x[start:stop], weights[start:stop]
         y, x_hat, inv_std, _, _, count = ops.batch_norm_forward_synchronized(xr, gamma, beta, EPSILON, all_sum)
-        y = y.copy()
+        y = ops.to_numpy(y).copy()
         dy = wr / max(stop - start, 1)
         dx, dgamma, dbeta = ops.batch_norm_backward_synchronized(dy, x_hat, inv_std, gamma, count, all_sum)
-        return y, dx.copy(), dgamma.copy(), dbeta.copy(), float(count), stop - start
+        return y, ops.to_numpy(dx), ops.to_numpy(dgamma), ops.to_numpy(dbeta), float(count), stop - start
 
     return ThreadRanks(2).run(work)
 
@@ -110,6 +111,20 @@ def test_two_ranks_normalise_and_differentiate_like_one_process_with_the_whole_b
     ranks = _two_ranks(x, gamma, beta, weights, split)
     y, dx, dgamma, dbeta = _one_process(x, gamma, beta, weights)
     assert all(rank[4] == 19 for rank in ranks)  # N, the rows of both ranks
+    np.testing.assert_allclose(np.concatenate([ranks[0][0], ranks[1][0]]), y, rtol=1e-12, atol=1e-12)
+    for got, expected in zip(_global_gradients(ranks), (dx, dgamma, dbeta)):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("split", [7, 0])
+def test_on_the_cupy_backend_two_ranks_match_one_process_on_the_host(split):
+    usable, reason = cupy_status()
+    if not usable:
+        pytest.skip(reason)
+    x, gamma, beta, weights = _data(19, seed=3)
+    ranks = _two_ranks(x, gamma, beta, weights, split, backend="cupy")
+    y, dx, dgamma, dbeta = _one_process(x, gamma, beta, weights)
     np.testing.assert_allclose(np.concatenate([ranks[0][0], ranks[1][0]]), y, rtol=1e-12, atol=1e-12)
     for got, expected in zip(_global_gradients(ranks), (dx, dgamma, dbeta)):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
