@@ -21,6 +21,7 @@ from tensornet.models import Sequential
 from tensornet.optimizers import SGD, Adam
 
 SAMPLES, BATCH, EPOCHS = 203, 32, 3  # the last batch holds 11 examples: 5 and 6 per rank
+TAIL_BATCH = 101  # batches of 101, 101 and 1: in the last, rank 0 has no example
 
 
 def data(seed=0):
@@ -107,7 +108,8 @@ def main(mode, out, optimizer="sgd"):
         history = model.fit(x[start:stop], y[start:stop], batch_size=BATCH, epochs=EPOCHS, verbose=0,
                             shuffle=False, data_sharded=True, callbacks=[params])
     else:
-        history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=callbacks,
+        batch = TAIL_BATCH if mode == "syncbn_tail" else BATCH
+        history = model.fit(x, y, batch_size=batch, epochs=EPOCHS, verbose=0, callbacks=callbacks,
                             validation_data=(x[:50], y[:50]))
     weights = np.concatenate([w.ravel() for w in model.get_weights()])
     extra = {}

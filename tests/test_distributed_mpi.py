@@ -87,6 +87,22 @@ def test_two_gpus_all_reduce_through_nccl_like_one_gpu(tmp_path, optimizer):
         np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not _two_gpus(), reason="needs CuPy and 2 GPUs")
+def test_two_gpus_synchronize_batch_normalization_through_nccl(tmp_path):
+    from tensornet.backend import use_backend
+
+    ranks = run_workers(tmp_path, "syncbn", backend="cupy")
+    x, y = mpi_workers.data()
+    with use_backend("cupy"):
+        model = mpi_workers.build("sgd", seed=10, batchnorm=True, synchronized=True)
+        model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                  validation_data=(x[:50], y[:50]))
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], np.concatenate([w.ravel() for w in model.get_weights()]),
+                               rtol=2e-5, atol=2e-6)
+
+
 def test_each_rank_trains_its_own_shard(tmp_path):
     ranks = run_workers(tmp_path, "sharded")
     expected = _sharded_reference(mpi_workers.build("sgd", seed=10))
@@ -133,11 +149,12 @@ def _sharded_reference(model):
     return np.concatenate([w.ravel() for w in model.get_weights()])
 
 
-def test_synchronized_batch_normalization_trains_like_one_process_with_the_global_batch(tmp_path):
-    ranks = run_workers(tmp_path, "syncbn")
+@pytest.mark.parametrize("mode, batch", [("syncbn", mpi_workers.BATCH), ("syncbn_tail", mpi_workers.TAIL_BATCH)])
+def test_synchronized_batch_normalization_trains_like_one_process_with_the_global_batch(tmp_path, mode, batch):
+    ranks = run_workers(tmp_path, mode)  # last batches of 11 rows (5 and 6 per rank), or of 1 (0 and 1)
     x, y = mpi_workers.data()
     model = mpi_workers.build("sgd", seed=10, batchnorm=True, synchronized=True)
-    history = model.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+    history = model.fit(x, y, batch_size=batch, epochs=mpi_workers.EPOCHS, verbose=0,
                         validation_data=(x[:50], y[:50])).history
     assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
     np.testing.assert_allclose(ranks[0]["weights"], np.concatenate([w.ravel() for w in model.get_weights()]),
@@ -153,9 +170,13 @@ def test_synchronized_batch_normalization_trains_like_one_process_with_the_globa
 def test_synchronized_batch_normalization_with_shards_buckets_and_a_rank_without_rows(tmp_path):
     ranks = run_workers(tmp_path, "syncbn_sharded")  # rank 1's 83 rows run out after 6 of the 8 steps
     assert "buckets overlapped with backward" in str(ranks[0]["path"])
-    expected = _sharded_reference(mpi_workers.build("sgd", seed=10, deep=True, batchnorm=True, synchronized=True))
+    model = mpi_workers.build("sgd", seed=10, deep=True, batchnorm=True, synchronized=True)
+    expected = _sharded_reference(model)
     assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
     np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
+    state = model.layers[1].get_state_arrays()  # the global batch's statistics on every rank
+    for name in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(ranks[1][name], state[name], rtol=2e-5, atol=2e-6)
 
 
 def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):

@@ -16,6 +16,10 @@ order of the float32 sums); every rank then applies the same optimizer step to t
 At the start rank 0's weights, optimizer state and generator are broadcast. Loss and metric
 sums are all-reduced at each epoch's end (and when a checkpoint records them), so the logs, the
 History and every callback's decisions are the same on every rank.
+
+Inside a step, ``BatchNormalization(synchronized=True)`` layers sum their batch statistics over
+the ranks (:mod:`.synchronized_statistics`), and Dropout layers draw from generators keyed by
+(seed, layer, rank, step), so masks differ per rank and resume with the step count.
 """
 from __future__ import annotations
 
@@ -107,15 +111,18 @@ class DataParallel:
         for index, layer in enumerate(model.layers):
             if not hasattr(layer, "rng") or not hasattr(layer, "rate"):
                 continue
-            own = getattr(layer, "seed", None)
-            keys.append((layer, (int(own if own is not None else (model.seed if model.seed is not None else 0)), index)))
+            seed = getattr(layer, "seed", None)
+            if seed is None:
+                seed = model.seed if model.seed is not None else 0
+            keys.append((layer, (int(seed), index)))
         return keys
 
     def _seed_step(self):
         """Dropout masks differ per rank and repeat from the seed: at optimizer step t, rank r's
-        Dropout layer i draws from a generator seeded (rank 0's seed, i, r, t). The masks then depend only
-        on the seed, the rank and the step count a checkpoint keeps, so a run resumed from any
-        checkpoint under the same number of ranks draws the masks the uninterrupted run drew."""
+        Dropout layer i draws from a generator seeded (rank 0's seed, i, r, t). The masks then
+        depend only on the seed, the rank and the step count a checkpoint keeps, so a run resumed
+        from any checkpoint under the same number of ranks draws the masks the uninterrupted run
+        drew."""
         if not self._dropout:
             return
         ops, step, rank = self.trainer.model.ops, int(self.trainer.model.optimizer.iterations), self.world.rank

@@ -10,10 +10,11 @@ like one process with the global batch, to float32 rounding
 (:meth:`~tensornet.backend.array_ops.ArrayOps.batch_norm_forward_synchronized`).
 
 Every rank must make the same sums in the same order, so a rank with no examples in a step (the
-last, short global batch, or a used-up shard) still takes part: it runs the layers' synchronised
-forward and backward on no rows, calling the model's gradient hook after each layer as backward
-does, so gradient buckets started from that hook interleave with the statistics' sums exactly as
-on the ranks with examples.
+last, short global batch, or a used-up shard) still takes part: it runs the synchronised layers'
+forward and backward on no rows (updating its moving statistics with the global batch's, as the
+other ranks do), calling the model's gradient hook after each layer as backward does, so
+gradient buckets started from that hook interleave with the statistics' sums exactly as on the
+ranks with examples.
 """
 from __future__ import annotations
 
@@ -52,22 +53,22 @@ class SynchronizedStatistics:
             layer.statistics_sum = None
 
     def take_part_without_rows(self):
-        """Make, on a rank with no examples this step, every sum the ranks with examples make in
-        forward and backward, in their order (the model's ``gradient_hook`` after each layer)."""
+        """On a rank with no examples this step, run each synchronised layer's forward (which
+        also updates its moving statistics with the global batch's) and backward on no rows, so
+        this rank makes every sum the ranks with examples make, in their order: the model's
+        ``gradient_hook`` is called after each layer as backward calls it."""
         model = self.model
-        ops = model.ops
-        counts = {}
+        synchronized = {id(layer) for layer in self.layers}
+
+        def empty(layer):
+            return model.ops.zeros((0, *layer.input_shape), model.dtype)
+
         for layer in self.layers:
-            features = layer.input_shape[-1]
-            empty = ops.zeros((0, features), model.dtype)
-            *_, counts[id(layer)] = ops.batch_norm_forward_synchronized(empty, None, None, layer.epsilon, self.all_sum)
+            layer.forward(empty(layer), training=True)
         hook = model.gradient_hook
         for layer in reversed(model.layers):
-            if id(layer) in counts and layer.needs_input_grad:
-                features = layer.input_shape[-1]
-                empty = ops.zeros((0, features), model.dtype)
-                ops.batch_norm_backward_synchronized(empty, empty, ops.zeros((features,), model.dtype), None,
-                                                     counts[id(layer)], self.all_sum)
+            if id(layer) in synchronized:
+                layer.backward(empty(layer))
             if hook is not None:
                 hook(layer)
             if not layer.needs_input_grad:
