@@ -62,6 +62,9 @@ class FailAt(Callback):
         if dist.current_world().rank == self.rank and self.epoch == 1 and batch == 3:
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.how == "interrupt":
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaching this rank only
+                return
             if self.how == "hang":
                 time.sleep(3600)  # stuck in compute: the other rank's next all-reduce times out
             raise ValueError("a deliberate failure inside fit")
@@ -86,7 +89,26 @@ def checkpointed(kind, phase, out, world):
     return model, history
 
 
+def interrupted(out, world):
+    """SIGINT on rank 1 alone inside epoch 2, with a checkpoint callback taking interrupts: every
+    rank must stop after the same step, and rank 0 write the checkpoint."""
+    from tensornet.callbacks import Checkpoints
+    from tensornet.errors import TrainingInterrupted
+
+    x, y = data()
+    model = build("sgd", seed=10 + world.rank)
+    try:
+        model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                  callbacks=[Checkpoints(out / "ck", every_steps=100), FailAt(1, "interrupt")])
+    except TrainingInterrupted as stop:
+        np.savez(out / f"rank{world.rank}.npz", step=stop.step, epoch=stop.epoch, batch=stop.batch,
+                 written=len(stop.checkpoints), weights=np.concatenate([w.ravel() for w in model.get_weights()]))
+
+
 def main(mode, out, optimizer="sgd"):
+    if mode == "interrupt":
+        interrupted(Path(out), dist.init())
+        return
     if mode.startswith("ckpt-"):
         world = dist.init()
         model, history = checkpointed(*mode.split("-")[1:], Path(out), world)

@@ -267,6 +267,18 @@ def test_a_one_process_checkpoint_resumes_under_two_ranks_with_the_same_global_b
     np.testing.assert_allclose(ranks[0]["weights"], expected, rtol=2e-5, atol=2e-6)
 
 
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step_with_one_checkpoint(tmp_path):
+    from tensornet.checkpoints import load_checkpoint
+
+    ranks = run_workers(tmp_path, "interrupt")  # SIGINT reaches rank 1 only, at its step 11
+    assert [int(r["step"]) for r in ranks] == [11, 11] and [int(r["batch"]) for r in ranks] == [3, 3]
+    assert [int(r["written"]) for r in ranks] == [1, 0]  # rank 0 writes, rank 1 does not
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    model = load_checkpoint(tmp_path / "ck" / "ckpt-0000000011.npz")
+    assert model.resume_point.epoch == 1 and model.resume_point.batch == 4
+    assert model.resume_point.totals["samples"] == 4 * mpi_workers.BATCH  # both ranks' examples of the epoch
+
+
 def _rank_pid(marker, rank):
     """The pid of the rank-``rank`` process whose command line holds ``marker`` (from /proc)."""
     for entry in Path("/proc").iterdir():

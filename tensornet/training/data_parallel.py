@@ -217,6 +217,15 @@ class DataParallel:
                 allreduce_sum_(self.world, grads, "the gradient all-reduce")
         return pred, loss_sum
 
+    def any_rank_interrupted(self, interrupts):
+        """Whether SIGINT reached any rank during the step just finished (a collective, made at
+        every step only while checkpoint callbacks take interrupts): every rank then stops after
+        the same step, and the checkpoint's sums over the ranks meet."""
+        if not interrupts.enabled:
+            return False
+        flag = allreduce_floats(self.world, [1.0 if interrupts.requested else 0.0], "the check for an interrupt")
+        return flag[0] > 0
+
     # ------------------------------------------------------------------ end of an epoch
     def end_epoch(self, totals):
         """At an epoch's end: the totals summed over ranks, and rank 0's layer statistics

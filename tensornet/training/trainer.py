@@ -256,7 +256,7 @@ class Trainer(BatchGathering):
                 self.guard.after_step()
             if hooks:
                 callback_list.batch_end(batch, BatchLogs(batch, size, totals, model.output_shape[-1]))
-            if interrupts.requested:
+            if interrupts.requested if self.parallel is None else self.parallel.any_rank_interrupted(interrupts):
                 self._interrupt(callback_list, epoch, batch)
             if model.stop_training:
                 break
