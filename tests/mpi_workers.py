@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from tensornet.models import Sequential
 from tensornet.optimizers import SGD, Adam
 
 SAMPLES, BATCH, EPOCHS = 203, 32, 3  # the last batch holds 11 examples: 5 and 6 per rank
+TAIL_BATCH = 101  # batches of 101, 101 and 1: in the last, rank 0 has no example
 
 
 def data(seed=0):
@@ -29,12 +31,14 @@ def data(seed=0):
     return x, y
 
 
-def build(optimizer, seed, dropout=False, deep=False, batchnorm=False):
+def build(optimizer, seed, dropout=False, deep=False, batchnorm=False, synchronized=False):
     layers = [Dense(16, activation="tanh", input_shape=(12,))]
     if batchnorm:
-        layers.append(BatchNormalization(momentum=0.9))
+        layers.append(BatchNormalization(momentum=0.9, synchronized=synchronized))
     if deep:
         layers += [Dense(16, activation="relu"), Dense(16, activation="tanh")]
+    if deep and batchnorm:
+        layers.append(BatchNormalization(momentum=0.8, synchronized=synchronized))
     if dropout:
         layers.append(Dropout(0.3))
     layers.append(Dense(3, activation="softmax"))
@@ -45,7 +49,7 @@ def build(optimizer, seed, dropout=False, deep=False, batchnorm=False):
 
 
 class FailAt(Callback):
-    """On rank ``rank``, at batch ``batch`` of epoch 2: raise, or SIGKILL the process."""
+    """On rank ``rank``, at batch ``batch`` of epoch 2: raise, SIGKILL the process, or hang (sleep)."""
 
     def __init__(self, rank, how):
         super().__init__()
@@ -58,30 +62,88 @@ class FailAt(Callback):
         if dist.current_world().rank == self.rank and self.epoch == 1 and batch == 3:
             if self.how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self.how == "interrupt":
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaching this rank only
+                return
+            if self.how == "hang":
+                time.sleep(3600)  # stuck in compute: the other rank's next all-reduce times out
             raise ValueError("a deliberate failure inside fit")
 
 
+def checkpointed(kind, phase, out, world):
+    """``ckpt-<dropout|plain>-<full|kill|resume>``: fit with a checkpoint every 3 steps in
+    ``OUT/ck`` (``OUT/ck_full`` for the uninterrupted run); ``kill`` SIGKILLs rank 1 at step 11
+    (after the step-9 checkpoint, inside epoch 2); ``resume`` continues from ``OUT/ck``'s newest."""
+    from tensornet.callbacks import Checkpoints
+    from tensornet.checkpoints import CheckpointDirectory
+
+    x, y = data()
+    directory = out / ("ck_full" if phase == "full" else "ck")
+    if phase == "resume":
+        model = CheckpointDirectory(directory).restore()
+    else:
+        model = build("sgd", seed=10 + world.rank, dropout=kind == "dropout")
+    callbacks = [Checkpoints(directory, every_steps=3)] + ([FailAt(1, "kill")] if phase == "kill" else [])
+    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=callbacks,
+                        validation_data=(x[:50], y[:50]), initial_epoch=model.epochs_completed)
+    return model, history
+
+
+def interrupted(out, world):
+    """SIGINT on rank 1 alone inside epoch 2, with a checkpoint callback taking interrupts: every
+    rank must stop after the same step, and rank 0 write the checkpoint."""
+    from tensornet.callbacks import Checkpoints
+    from tensornet.errors import TrainingInterrupted
+
+    x, y = data()
+    model = build("sgd", seed=10 + world.rank)
+    try:
+        model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                  callbacks=[Checkpoints(out / "ck", every_steps=100), FailAt(1, "interrupt")])
+    except TrainingInterrupted as stop:
+        np.savez(out / f"rank{world.rank}.npz", step=stop.step, epoch=stop.epoch, batch=stop.batch,
+                 written=len(stop.checkpoints), weights=np.concatenate([w.ravel() for w in model.get_weights()]))
+
+
 def main(mode, out, optimizer="sgd"):
-    world = dist.init(bucket_bytes=256 if mode == "overlap" else None)  # 3 buckets: the last two layers, then one each
+    if mode == "interrupt":
+        interrupted(Path(out), dist.init())
+        return
+    if mode.startswith("ckpt-"):
+        world = dist.init()
+        model, history = checkpointed(*mode.split("-")[1:], Path(out), world)
+        weights = np.concatenate([w.ravel() for w in model.get_weights()])
+        np.savez(Path(out) / f"rank{world.rank}.npz", weights=weights, size=world.size,
+                 **{f"history_{k}": np.array(v) for k, v in history.history.items()})
+        return
+    overlap = mode in ("overlap", "syncbn_sharded")
+    world = dist.init(bucket_bytes=256 if overlap else None)  # 3 buckets: the last two layers, then one each
     out = Path(out)
     x, y = data()
-    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=mode == "overlap",
-                  batchnorm=mode == "batchnorm")  # different weights per rank
-    callbacks = [FailAt(1, mode)] if mode in ("raise", "kill") else []
-    if mode == "sharded":
+    model = build(optimizer, seed=10 + world.rank, dropout=mode == "dropout", deep=overlap,
+                  batchnorm=mode.startswith(("batchnorm", "syncbn")),
+                  synchronized=mode.startswith("syncbn"))  # different weights per rank
+    callbacks = [FailAt(1, mode)] if mode in ("raise", "kill", "hang") else []
+    if mode in ("sharded", "syncbn_sharded"):
         start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)  # uneven parts
+        params = Callback()  # keeps the params fit gives callbacks (and the progress output)
         history = model.fit(x[start:stop], y[start:stop], batch_size=BATCH, epochs=EPOCHS, verbose=0,
-                            shuffle=False, data_sharded=True)
+                            shuffle=False, data_sharded=True, callbacks=[params])
     else:
-        history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0, callbacks=callbacks,
+        batch = TAIL_BATCH if mode == "syncbn_tail" else BATCH
+        history = model.fit(x, y, batch_size=batch, epochs=EPOCHS, verbose=0, callbacks=callbacks,
                             validation_data=(x[:50], y[:50]))
     weights = np.concatenate([w.ravel() for w in model.get_weights()])
     extra = {}
+    if mode in ("sharded", "syncbn_sharded"):
+        extra["samples"], extra["steps"] = params.params["samples"], params.params["steps"]
     if mode == "dropout":
         extra["mask_draw"] = model.layers[1].rng.random(8)
-    if mode == "batchnorm":
+    if mode.startswith(("batchnorm", "syncbn")):
         extra["moving_mean"] = model.layers[1].get_state_arrays()["moving_mean"]
-    np.savez(out / f"rank{world.rank}.npz", weights=weights, size=world.size, path=model.step_path,
+        extra["moving_variance"] = model.layers[1].get_state_arrays()["moving_variance"]
+    np.savez(out / f"rank{world.rank}.npz", weights=weights, size=world.size, local_rank=world.local_rank,
+             path=model.step_path,
              **{f"history_{k}": np.array(v) for k, v in history.history.items()}, **extra)
 
 

@@ -68,7 +68,11 @@ def test_a_request_that_never_completes_raises_naming_the_rank_after_the_timeout
             return False
 
     world = world_module.World(rank=1, size=2, timeout=0.05)
-    with pytest.raises(faults.DistributedError, match=r"rank 1 of 2: the gradient all-reduce got no answer .* 0.05 s"):
+    with pytest.raises(faults.DistributedError, match=r"rank 1 of 2: the gradient all-reduce got no answer .* 0.05 s"
+                                                      r".*: rank 0 has stopped or is stuck"):
+        faults.wait(Pending(), world, "the gradient all-reduce")
+    world = world_module.World(rank=2, size=4, timeout=0.01)
+    with pytest.raises(faults.DistributedError, match="one of ranks 0, 1, 3 has stopped"):
         faults.wait(Pending(), world, "the gradient all-reduce")
 
 
@@ -107,3 +111,13 @@ def test_init_rejects_a_bad_bucket_size():
 
     with pytest.raises(ValueError, match="bucket_bytes must be a positive int"):
         init(bucket_bytes=0)
+
+
+def test_the_local_rank_comes_from_the_launchers_environment(monkeypatch):
+    for _, _, local in world_module._LAUNCHERS:
+        monkeypatch.delenv(local, raising=False)
+    assert world_module.local_rank_from_launcher() is None  # init() then asks MPI
+    monkeypatch.setenv("MPI_LOCALRANKID", "garbled")
+    assert world_module.local_rank_from_launcher() is None
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "3")
+    assert world_module.local_rank_from_launcher() == 3

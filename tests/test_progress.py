@@ -139,3 +139,26 @@ def test_real_pseudo_terminal(tmp_path):
     assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
     out = b"".join(chunks).decode()
     assert "\r" in out and "Epoch 1/2:" in out and "Epoch 2/2:" in out and "samples/s" in out
+
+
+def test_under_data_parallel_the_bar_names_rank_0s_running_values_and_ends_with_the_global_ones(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(progress, "REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "REDRAW_SECONDS", 0.0)
+    terminal = FakeTerminal()
+    logger = progress.ProgressLogger(verbose=1, stream=terminal)
+    logger.set_params({"epochs": 1, "steps": 2, "samples": 64})
+    logger.set_run(SimpleNamespace(parallel=object()))  # a data-parallel fit
+    logger.on_train_begin()
+    logger.on_epoch_begin(0)
+    logger.on_train_batch_end(0, {"size": 32, "loss": 0.5})
+    logger.on_train_batch_end(1, {"size": 32, "loss": 0.25})
+    logger.on_epoch_end(0, {"loss": 0.375})
+    redraws = terminal.getvalue().split("\n")[0].split("\r")
+    assert any("rank 0's rows: loss: 0.5000" in r for r in redraws), redraws
+    final = terminal.getvalue().split("\n")[-2].split("\r")[-1]
+    assert "loss: 0.3750" in final and "rank 0" not in final  # the epoch's values, over every rank
+    logger.set_run(SimpleNamespace(parallel=None))
+    logger.on_train_begin()
+    assert logger._scope == ""

@@ -210,6 +210,72 @@ class ArrayOps:
         moving += value * (1.0 - momentum)
         return moving
 
+    def batch_norm_forward_synchronized(self, x, gamma, beta, epsilon, all_sum, out=None, x_hat_out=None):
+        """Training-mode batch normalization with the statistics of the global batch: the rows of
+        every rank of a data-parallel step. ``all_sum(buffer)`` replaces a 1-D buffer by its sum
+        over the ranks, in place. With this rank's n_r rows of ``x`` (..., F), N = sum_r n_r:
+
+        [sum_r sum_i x_i, N] = all_sum([sum_i x_i, n_r]);  mean = sum_r sum_i x_i / N;
+        var = all_sum(sum_i (x_i - mean)^2) / N  (squared deviations, not E[x^2] - mean^2, so
+        nothing cancels); inv_std, x_hat and y as :meth:`batch_norm_forward`.
+
+        Returns ``(y, x_hat, inv_std, mean, var, count)``, ``count`` = N as a 0-d array (read
+        by :meth:`batch_norm_backward_synchronized`). A rank with no rows this step calls it with
+        an empty ``x`` so the sums over the ranks still meet."""
+        xp = self.xp
+        features = x.shape[-1]
+        sums = xp.empty(features + 1, dtype=x.dtype)
+        xp.sum(x.reshape(-1, features), axis=0, out=sums[:features])
+        sums[features] = x.size // features
+        all_sum(sums)
+        count = sums[features]
+        mean = sums[:features] / count
+        x_hat = xp.subtract(x, mean, out=x_hat_out)
+        y = xp.multiply(x_hat, x_hat, out=out)
+        var = all_sum(xp.sum(y.reshape(-1, features), axis=0))
+        var /= count
+        inv_std = xp.sqrt(var + epsilon)
+        inv_std = xp.divide(1.0, inv_std, out=inv_std)
+        x_hat *= inv_std
+        if gamma is not None:
+            xp.multiply(x_hat, gamma, out=y)
+        else:
+            xp.copyto(y, x_hat)
+        if beta is not None:
+            y += beta
+        return y, x_hat, inv_std, mean, var, count
+
+    def batch_norm_backward_synchronized(self, dy, x_hat, inv_std, gamma, count, all_sum, dx_out=None,
+                                         dgamma_out=None, dbeta_out=None):
+        """Gradients of :meth:`batch_norm_forward_synchronized` on this rank's n_r rows, ``dy``
+        being the gradient of this rank's mean loss (the data-parallel step then weights this
+        rank's weight gradients by n_r / N and sums them over the ranks, ``count`` = N):
+
+        dbeta = sum_i dy_i;  dgamma = sum_i dy_i x_hat_i  (this rank's, for its weight gradients);
+        [S_b, S_g] = all_sum((n_r / N) [dbeta, dgamma])  (the global batch's sums, in units of
+        the global mean loss);  dx = gamma inv_std (dy - (S_b + x_hat S_g) / n_r),
+
+        that is (N / n_r) dL/dx of the global mean loss L, in the units of this rank's backward.
+        With one rank (n_r = N) this is :meth:`batch_norm_backward`. Returns ``(dx, dgamma, dbeta)``."""
+        xp = self.xp
+        features = dy.shape[-1]
+        rows = dy.size // features
+        dbeta = xp.sum(dy.reshape(-1, features), axis=0, out=dbeta_out)
+        dx = xp.multiply(dy, x_hat, out=dx_out)
+        dgamma = xp.sum(dx.reshape(-1, features), axis=0, out=dgamma_out)
+        sums = xp.empty(2 * features, dtype=dy.dtype)
+        sums[:features] = dbeta
+        sums[features:] = dgamma
+        sums *= rows / count
+        all_sum(sums)
+        inverse_rows = 1.0 / rows if rows else 0.0
+        # dx = (dy - S_b / n_r - x_hat S_g / n_r) gamma inv_std
+        xp.multiply(x_hat, sums[features:] * inverse_rows, out=dx)
+        dx += sums[:features] * inverse_rows
+        xp.subtract(dy, dx, out=dx)
+        dx *= inv_std if gamma is None else gamma * inv_std
+        return dx, dgamma, dbeta
+
     # ------------------------------------------------------------------ reductions
     def sum(self, x):
         return self.xp.sum(x)

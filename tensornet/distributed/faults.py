@@ -30,18 +30,27 @@ def timeout_seconds() -> float:
     return value
 
 
+def _others(world) -> str:
+    """The ranks a waiting rank depends on, named: ``rank 1`` or ``one of ranks 1, 2, 3``."""
+    others = [rank for rank in range(world.size) if rank != world.rank]
+    if len(others) == 1:
+        return f"rank {others[0]}"
+    return "one of ranks " + ", ".join(str(rank) for rank in others)
+
+
 def wait(request, world, what):
     """Wait for a non-blocking MPI request, polling ``Test`` until ``timeout_seconds()`` pass;
-    then :class:`DistributedError` naming this rank and ``what`` (the excepthook aborts the job)."""
+    then :class:`DistributedError` naming this rank, ``what`` and the ranks it waited for (the
+    excepthook aborts the job)."""
     if request.Test():
         return
     deadline = time.monotonic() + world.timeout
     pause = 1e-6
     while not request.Test():
         if time.monotonic() > deadline:
-            raise DistributedError(f"rank {world.rank} of {world.size}: {what} got no answer from the other ranks "
-                                   f"within {world.timeout:g} s (TENSORNET_DISTRIBUTED_TIMEOUT); a rank has stopped "
-                                   "or is stuck")
+            raise DistributedError(f"rank {world.rank} of {world.size}: {what} got no answer within "
+                                   f"{world.timeout:g} s (TENSORNET_DISTRIBUTED_TIMEOUT): {_others(world)} has "
+                                   "stopped or is stuck before reaching it")
         time.sleep(pause)
         pause = min(pause * 2, 1e-3)
 

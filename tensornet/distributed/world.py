@@ -25,6 +25,18 @@ def launched_by_mpi() -> int:
     return 1
 
 
+def local_rank_from_launcher():
+    """This process's rank among those of its machine, as the launcher's environment gives it, or
+    None when the launcher sets none (``init()`` then asks MPI, a collective without a timeout)."""
+    for _, _, local in _LAUNCHERS:
+        if local in os.environ:
+            try:
+                return int(os.environ[local])
+            except ValueError:
+                continue
+    return None
+
+
 class World:
     """``rank`` (0-based), ``size`` (number of ranks), ``local_rank`` (rank among the processes of
     this machine: the GPU it takes) and ``comm`` (mpi4py's COMM_WORLD, None for size 1)."""
@@ -73,9 +85,12 @@ def init(bucket_bytes=None) -> World:
         raise ImportError("tensornet.distributed.init() runs under an MPI launcher and needs mpi4py: "
                           "pip install 'tensornet[distributed]'") from exc
     comm = MPI.COMM_WORLD
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
-    world = World(comm.Get_rank(), comm.Get_size(), local.Get_rank(), comm, bucket_bytes=bucket_bytes)
-    local.Free()
+    local_rank = local_rank_from_launcher()
+    if local_rank is None:
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
+        local_rank = local.Get_rank()
+        local.Free()
+    world = World(comm.Get_rank(), comm.Get_size(), local_rank, comm, bucket_bytes=bucket_bytes)
     install_abort_on_error(world)
     from .nccl import use_local_gpu
 

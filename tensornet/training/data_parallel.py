@@ -16,6 +16,10 @@ order of the float32 sums); every rank then applies the same optimizer step to t
 At the start rank 0's weights, optimizer state and generator are broadcast. Loss and metric
 sums are all-reduced at each epoch's end (and when a checkpoint records them), so the logs, the
 History and every callback's decisions are the same on every rank.
+
+Inside a step, ``BatchNormalization(synchronized=True)`` layers sum their batch statistics over
+the ranks (:mod:`.synchronized_statistics`), and Dropout layers draw from generators keyed by
+(seed, layer, rank, step), so masks differ per rank and resume with the step count.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from ..distributed import DistributedError
 from ..distributed.collectives import allgather_int, allreduce_floats, allreduce_sum_, broadcast_, broadcast_object
 from ..distributed.nccl import NcclCollectives
 from .gradient_buckets import GradientBuckets
+from .synchronized_statistics import SynchronizedStatistics
 
 
 def share(rows, rank, size):
@@ -42,11 +47,14 @@ class DataParallel:
         self.buckets = None
         self._layered = None
         self._device = None  # NCCL collectives when the model is on the CuPy backend
+        self.statistics = None  # the sums over ranks of synchronised BatchNormalization layers
+        self._dropout = []  # (Dropout layer, its generator's seed key without rank and step)
 
     # ------------------------------------------------------------------ start of fit
     def start(self, rows, batch_size):
         """Check that every rank runs the same fit, then broadcast rank 0's weights, optimizer
-        state and generator; give each Dropout layer a generator of its own per rank."""
+        state and generator; find the Dropout layers (a generator per rank and step) and the
+        synchronised BatchNormalization layers."""
         world, model = self.world, self.trainer.model
         self._device = None
         if model.ops.name == "cupy":
@@ -78,7 +86,10 @@ class DataParallel:
         optimizer.set_state(model.ops, state)
         rng = broadcast_object(world, model.rng.bit_generator.state, what="the broadcast of the generator")
         model.rng.bit_generator.state = rng
-        self._seed_dropout(model)
+        keys = broadcast_object(world, [key for _, key in self._dropout_keys(model)],
+                                what="the broadcast of the Dropout seeds")
+        self._dropout = [(layer, key) for (layer, _), key in zip(self._dropout_keys(model), keys)]
+        self.statistics = SynchronizedStatistics(world, model, self._device)
         if world.bucket_bytes is not None and len(model.store.groups) == 1 and self._device is None:
             self.buckets = GradientBuckets(world, model, world.bucket_bytes)
             self._layered = LayeredStep(model)
@@ -92,18 +103,31 @@ class DataParallel:
         return (f"layered step with the all-reduce in {len(self.buckets.buckets)} buckets overlapped with "
                 f"backward over {self.world.size} ranks")
 
-    def _seed_dropout(self, model):
-        """Dropout masks differ per rank and stay reproducible: a layer drawing from the model's
-        generator gets one seeded (model seed, rank); a layer with its own seed, (seed, rank)."""
-        if getattr(model, "_rank_generators", None) == self.world.rank:
-            return
+    @staticmethod
+    def _dropout_keys(model):
+        """(layer, (seed, layer index)) of every Dropout layer: the layer's own seed, else the
+        model's (rank 0's seeds are used on every rank, as its weights are)."""
+        keys = []
         for index, layer in enumerate(model.layers):
-            if getattr(layer, "rng", None) is None or not hasattr(layer, "rate"):
+            if not hasattr(layer, "rng") or not hasattr(layer, "rate"):
                 continue
-            own = getattr(layer, "seed", None)
-            base = own if own is not None else (model.seed if model.seed is not None else 0)
-            layer.rng = model.ops.rng([int(base), index, self.world.rank])
-        model._rank_generators = self.world.rank
+            seed = getattr(layer, "seed", None)
+            if seed is None:
+                seed = model.seed if model.seed is not None else 0
+            keys.append((layer, (int(seed), index)))
+        return keys
+
+    def _seed_step(self):
+        """Dropout masks differ per rank and repeat from the seed: at optimizer step t, rank r's
+        Dropout layer i draws from a generator seeded (rank 0's seed, i, r, t). The masks then
+        depend only on the seed, the rank and the step count a checkpoint keeps, so a run resumed
+        from any checkpoint under the same number of ranks draws the masks the uninterrupted run
+        drew."""
+        if not self._dropout:
+            return
+        ops, step, rank = self.trainer.model.ops, int(self.trainer.model.optimizer.iterations), self.world.rank
+        for layer, (seed, index) in self._dropout:
+            layer.rng = ops.rng([seed, index, rank, step])
 
     # ------------------------------------------------------------------ batches and steps
     def steps(self, batch_size):
@@ -112,6 +136,10 @@ class DataParallel:
             return -(-self.rows[0] // batch_size)
         return max(-(-rows // (stop - start)) for rank, rows in enumerate(self.rows)
                    for start, stop in [share(batch_size, rank, self.world.size)])
+
+    def samples(self):
+        """Examples of an epoch over every rank (each rank's own rows summed with ``data_sharded``)."""
+        return sum(self.rows) if self.data_sharded else self.rows[0]
 
     def step_counts(self, step, batch_size):
         """(this rank's examples, all ranks' examples) at ``step`` of an epoch."""
@@ -145,21 +173,39 @@ class DataParallel:
     def train_step(self, xb, yb, n, total, totals):
         """This rank's gradient of its mean, scaled by n_r / N, summed over ranks by one all-reduce
         of the flat buffer, then the optimizer step (the same on every rank)."""
+        model = self.trainer.model
+        self._seed_step()
+        self.statistics.arm()
+        try:
+            pred, loss_sum = self._gradients(xb, yb, n, total)
+        finally:
+            self.statistics.disarm()
+        model.optimizer.apply(model.store)
+        if n:
+            totals.add(loss_sum, pred, yb)
+
+    def _gradients(self, xb, yb, n, total):
+        """Forward and backward on this rank's rows, then the gradient summed over the ranks in
+        the flat buffer: ``(predictions, loss sum)``, both None on a rank without rows."""
         trainer = self.trainer
         model, ops = trainer.model, trainer.model.ops
+        pred = loss_sum = None
         if self.buckets is not None:
             self.buckets.begin(n / total if n else 1.0)
             try:
                 if n:
                     pred, loss_sum = self._layered(xb, yb, update=False)
+                else:  # zeroed before the hook starts any bucket's all-reduce
+                    self.buckets.zero()
+                    if self.statistics:
+                        self.statistics.take_part_without_rows()
             finally:
-                self.buckets.end(zero=not n)
-            model.optimizer.apply(model.store)
-            if n:
-                totals.add(loss_sum, pred, yb)
-            return
+                self.buckets.end()
+            return pred, loss_sum
         if n:
             pred, loss_sum = trainer.step(xb, yb, update=False)
+        elif self.statistics:
+            self.statistics.take_part_without_rows()
         for _, grads in model.store.groups.values():
             if n:
                 ops.scale_(grads, n / total)
@@ -169,9 +215,16 @@ class DataParallel:
                 self._device.allreduce_sum_(grads)
             else:
                 allreduce_sum_(self.world, grads, "the gradient all-reduce")
-        model.optimizer.apply(model.store)
-        if n:
-            totals.add(loss_sum, pred, yb)
+        return pred, loss_sum
+
+    def any_rank_interrupted(self, interrupts):
+        """Whether SIGINT reached any rank during the step just finished (a collective, made at
+        every step only while checkpoint callbacks take interrupts): every rank then stops after
+        the same step, and the checkpoint's sums over the ranks meet."""
+        if not interrupts.enabled:
+            return False
+        flag = allreduce_floats(self.world, [1.0 if interrupts.requested else 0.0], "the check for an interrupt")
+        return flag[0] > 0
 
     # ------------------------------------------------------------------ end of an epoch
     def end_epoch(self, totals):

@@ -66,13 +66,15 @@ class GradientBuckets:
         self.requests.append(start_allreduce_sum(self.world, part, "a gradient bucket's all-reduce"))
         self.started = index + 1
 
-    def end(self, zero=False):
-        """Start the buckets backward did not reach (all of them, zeroed, for a rank with no
-        examples this step), wait for every one, and disarm the hook."""
+    def zero(self):
+        """A rank with no examples this step contributes zeros (call before any bucket starts)."""
+        self.grads[...] = 0
+        self.scale = 1.0
+
+    def end(self):
+        """Start the buckets backward did not reach (all of them for a rank with no examples this
+        step), wait for every one, and disarm the hook."""
         self.model.gradient_hook = None
-        if zero:
-            self.grads[...] = 0
-            self.scale = 1.0
         for index in range(self.started, len(self.buckets)):
             self._start(index)
         finish(self.world, self.requests, "the gradient all-reduce")

@@ -8,6 +8,11 @@
   one clean line per epoch, no carriage returns.
 - ``verbose=0``: nothing.
 
+In data-parallel ``fit`` only rank 0 prints. The epoch's line (and the finished bar) holds the
+values over the whole global batch, every rank's rows (the sums are all-reduced at the epoch's
+end); the bar's running values during the epoch are rank 0's rows only, and say so
+(``rank 0's rows: loss: ...``), since reading every rank's would cost a collective per redraw.
+
 tqdm is a dependency of tensornet; should it be missing (a vendored copy, say) ``verbose=1``
 writes the one-line-per-epoch form everywhere.
 """
@@ -96,10 +101,15 @@ class ProgressLogger(Callback):
         self.bar = None
         self._started = self._last_read = 0.0
         self._samples = 0
+        self._scope = ""  # what the running values cover when they are not the whole global batch
 
     @property
     def wants_batch_hooks(self):
         return self.mode == "bar"
+
+    def on_train_begin(self, logs=None):
+        parallel = getattr(self.run, "parallel", None)
+        self._scope = "rank 0's rows: " if parallel is not None else ""
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = self._last_read = time.perf_counter()
@@ -126,7 +136,7 @@ class ProgressLogger(Callback):
         now = time.perf_counter()
         if now - self._last_read >= REFRESH_SECONDS:
             self._last_read = now
-            self.bar.set_postfix_str(format_logs(logs or {}), refresh=False)
+            self.bar.set_postfix_str(self._scope + format_logs(logs or {}), refresh=False)
         self.bar.update(size)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -122,7 +122,8 @@ class Trainer(BatchGathering):
 
         history = History()
         steps = self.parallel.steps(batch_size) if self.parallel else -(-x.shape[0] // batch_size)
-        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": x.shape[0],
+        samples = self.parallel.samples() if self.parallel else x.shape[0]
+        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": samples,
                   "verbose": verbose}
         progress = [ProgressLogger(verbose)] if verbose else []
         callback_list = CallbackList([history, *progress, *(callbacks or [])], model, params, run=self)
@@ -255,7 +256,7 @@ class Trainer(BatchGathering):
                 self.guard.after_step()
             if hooks:
                 callback_list.batch_end(batch, BatchLogs(batch, size, totals, model.output_shape[-1]))
-            if interrupts.requested:
+            if interrupts.requested if self.parallel is None else self.parallel.any_rank_interrupted(interrupts):
                 self._interrupt(callback_list, epoch, batch)
             if model.stop_training:
                 break

@@ -32,12 +32,19 @@ class BatchNormalization(Layer):
     the layer (``get_state_arrays`` / ``set_state_arrays``, saved with the model). Only
     ``axis=-1`` (equivalently 1) of 2-D (batch, features) inputs is supported.
 
+    ``synchronized=True`` (Keras 3's argument): in data-parallel ``fit`` the batch statistics are
+    those of the global batch, every rank's rows, and backward sums over the ranks to match
+    (``batch_norm_forward_synchronized`` / ``batch_norm_backward_synchronized``), so K ranks
+    train like one process with the global batch. The sums go through ``statistics_sum``, which
+    data-parallel training sets for each step; otherwise (one process, or the default False)
+    each process normalises with the statistics of its own batch.
+
     >>> layer = BatchNormalization(momentum=0.9)
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
-                 moving_variance_initializer="ones", **kwargs):
+                 moving_variance_initializer="ones", synchronized=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)) and len(axis) == 1:
             axis = axis[0]
@@ -49,7 +56,7 @@ class BatchNormalization(Layer):
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0.0 \
                 or epsilon == float("inf"):
             raise ValueError(f"BatchNormalization epsilon must be a positive number; got {epsilon!r}")
-        for argument, value in (("center", center), ("scale", scale)):
+        for argument, value in (("center", center), ("scale", scale), ("synchronized", synchronized)):
             if not isinstance(value, bool):
                 raise TypeError(f"{argument} must be True or False; got {value!r}")
         self.axis = -1
@@ -57,6 +64,11 @@ class BatchNormalization(Layer):
         self.epsilon = float(epsilon)
         self.center = center
         self.scale = scale
+        self.synchronized = synchronized
+        #: ``all_sum(buffer)``: a 1-D buffer summed over the ranks in place, set by data-parallel
+        #: training around each step when ``synchronized``; None otherwise.
+        self.statistics_sum = None
+        self._count = None
         self.beta_initializer = initializers.get(beta_initializer, "beta_initializer")
         self.gamma_initializer = initializers.get(gamma_initializer, "gamma_initializer")
         self.moving_mean_initializer = initializers.get(moving_mean_initializer, "moving_mean_initializer")
@@ -145,8 +157,14 @@ class BatchNormalization(Layer):
             self._x_hat = self._inv_std = None
             return ops.batch_norm_inference(x, self.moving_mean, self.moving_variance, gamma, beta,
                                             self.epsilon, out=y_buffer)
-        y, x_hat, inv_std, mean, var = ops.batch_norm_forward(x, gamma, beta, self.epsilon, out=y_buffer,
-                                                              x_hat_out=self.workspace("x_hat", x.shape))
+        x_hat_buffer = self.workspace("x_hat", x.shape)
+        self._count = None
+        if self.synchronized and self.statistics_sum is not None:
+            y, x_hat, inv_std, mean, var, self._count = ops.batch_norm_forward_synchronized(
+                x, gamma, beta, self.epsilon, self.statistics_sum, out=y_buffer, x_hat_out=x_hat_buffer)
+        else:
+            y, x_hat, inv_std, mean, var = ops.batch_norm_forward(x, gamma, beta, self.epsilon, out=y_buffer,
+                                                                  x_hat_out=x_hat_buffer)
         ops.update_moving(self.moving_mean, mean, self.momentum)
         ops.update_moving(self.moving_variance, var, self.momentum)
         self._x_hat, self._inv_std = x_hat, inv_std
@@ -156,15 +174,19 @@ class BatchNormalization(Layer):
         if self._x_hat is None:
             raise RuntimeError(f"BatchNormalization layer {self.name!r}: backward needs a training forward "
                                "pass (forward(x, training=True)) first")
-        dx, _, _ = self.ops.batch_norm_backward(dy, self._x_hat, self._inv_std, self.weights.get("gamma"),
-                                                dx_out=self.workspace("dx", dy.shape),
-                                                dgamma_out=self.gradients.get("gamma"),
-                                                dbeta_out=self.gradients.get("beta"))
+        outputs = {"dx_out": self.workspace("dx", dy.shape), "dgamma_out": self.gradients.get("gamma"),
+                   "dbeta_out": self.gradients.get("beta")}
+        gamma = self.weights.get("gamma")
+        if self._count is not None and self.needs_input_grad:
+            dx, _, _ = self.ops.batch_norm_backward_synchronized(dy, self._x_hat, self._inv_std, gamma, self._count,
+                                                                 self.statistics_sum, **outputs)
+        else:
+            dx, _, _ = self.ops.batch_norm_backward(dy, self._x_hat, self._inv_std, gamma, **outputs)
         return dx if self.needs_input_grad else None
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale,
+                "center": self.center, "scale": self.scale, "synchronized": self.synchronized,
                 "beta_initializer": self.beta_initializer.get_config(),
                 "gamma_initializer": self.gamma_initializer.get_config(),
                 "moving_mean_initializer": self.moving_mean_initializer.get_config(),
