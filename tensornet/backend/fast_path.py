@@ -40,16 +40,16 @@ def mkl_platform() -> bool:
 
 
 def numba_status():
-    """``(version, problem)``: Numba's version when it imports (problem None), else None and why
-    not, with the command that installs it."""
+    """``(version, problem, command)``: Numba's version when it imports (problem and command
+    None), else None, why not, and the command that installs or repairs it."""
     if importlib.util.find_spec("numba") is None:
-        return None, f"Numba is not installed ({_pip('numba')} gets the compiled CPU kernels)"
+        return None, "Numba is not installed", _pip("numba")
     try:
         import numba
     except Exception as exc:  # ImportError, or a Numba built for another NumPy raising anything
         return None, (f"Numba {_version('numba') or ''} is installed but does not import "
-                      f"({exc.__class__.__name__}: {exc}); {_pip('-U', 'numba', 'llvmlite')} repairs it")
-    return numba.__version__, None
+                      f"({exc.__class__.__name__}: {exc})"), _pip("-U", "numba", "llvmlite")
+    return numba.__version__, None, None
 
 
 def mkl_status():
@@ -78,8 +78,9 @@ def cpu_path_note(kernel_mode, numba_in_use) -> str | None:
         return (f"fit trains on NumPy alone because {KERNELS_ENV}=numpy; run without it "
                 f"(unset {KERNELS_ENV}) for Numba's compiled kernels")
     if not numba_in_use:
-        _, problem = numba_status()
-        return f"fit trains on NumPy alone, the layered step without compiled kernels: {problem}"
+        _, problem, command = numba_status()
+        return (f"fit trains on NumPy alone, the layered step without compiled kernels: {problem}; "
+                f"{command} gets the compiled CPU kernels")
     if os.environ.get(BLAS_ENV, "auto").lower() == "numpy" or not mkl_platform():
         return None  # a choice, or a platform without MKL: Numba's kernels on NumPy's BLAS is the fast path here
     if _version("mkl") is None:
@@ -92,5 +93,5 @@ def kernel_setting(kernel_mode) -> str:
     """Why Numba's kernels are not in use, for ``model.step_path``."""
     if kernel_mode == "numpy":
         return f"{KERNELS_ENV}=numpy"
-    _, problem = numba_status()
+    _, problem, _ = numba_status()
     return problem or f"{KERNELS_ENV}={kernel_mode}"

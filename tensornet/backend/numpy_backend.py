@@ -49,7 +49,7 @@ def _load_numba_kernels(mode):
     except ImportError as exc:
         if mode == "numba":
             raise RuntimeError(f"{KERNELS_ENV}=numba but Numba cannot be imported ({exc}); "
-                               f"{fast_path.numba_status()[1] or 'reinstall numba'}") from None
+                               f"{fast_path.numba_status()[2] or 'reinstall numba'} installs it") from None
         return None
     return _numba_kernels
 

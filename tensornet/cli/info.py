@@ -86,8 +86,9 @@ def environment_lines():
              f"python {platform.python_version()} ({sys.executable})",
              f"platform {platform.platform()} ({platform.machine()})",
              f"numpy {numpy.__version__}"]
-    numba_version, problem = numba_status()
-    lines.append(f"numba {numba_version}" if numba_version else f"numba: {problem}")
+    numba_version, problem, command = numba_status()
+    lines.append(f"numba {numba_version}" if numba_version else
+                 f"numba: {problem} ({command} gets the compiled CPU kernels)")
     lines.append(blas_line())
     mkl_version, note = mkl_status()
     lines.append(f"mkl {mkl_version} ({note})" if mkl_version else f"mkl: {note}")

@@ -157,7 +157,9 @@ def parse(argv=None) -> argparse.Namespace:
     """The arguments in ``argv`` (``sys.argv[1:]`` when None), checked as far as the text allows;
     ``--help``, ``--version`` and errors end in SystemExit."""
     parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    args, unknown = parser.parse_known_args(sys.argv[1:] if argv is None else [str(a) for a in argv])
+    if unknown:
+        parser.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "train":
         from .checks import check_train_arguments
 
