@@ -121,7 +121,8 @@ def info(backend_name=None, check=False) -> int:
     print(thread_line(backend))
     shown = ("numpy", "blas", "cores", "cpu_threads", "cupy")
     device = {key: value for key, value in backend.device_info().items() if key not in shown}
-    print("device: " + ", ".join(f"{key} {value}" for key, value in device.items()))
+    name = device.pop("device", backend.name)
+    print(f"device: {name}" + "".join(f", {key} {value}" for key, value in device.items()))
     if not check:
         return 0
     from ..backend.self_check import check_backend
