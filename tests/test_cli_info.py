@@ -87,3 +87,10 @@ def test_cupy_and_cuda_lines_without_cupy(monkeypatch):
     cupy_line, cuda_line = cli_info.cuda_lines()
     assert cupy_line.startswith("cupy: not installed") and "tensornet[cuda12]" in cupy_line
     assert cuda_line == "cuda: not used (CuPy is not installed)"
+
+
+def test_a_bad_backend_setting_is_one_line_and_status_2(capsys, monkeypatch):
+    monkeypatch.setenv("TENSORNET_BACKEND", "tpu")
+    assert cli.main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "backend must be one of auto, numpy, cupy; got 'tpu'" in err

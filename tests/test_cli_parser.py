@@ -130,3 +130,13 @@ def test_the_script_entry_point_is_the_package_main():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, attribute = scripts["tensornet"].partition(":")
     assert module == "tensornet.cli" and getattr(cli, attribute) is cli.main
+
+
+def test_an_unusable_backend_stops_before_the_data_loads(capsys, no_data):
+    from tensornet.backend import cupy_status
+
+    if cupy_status()[0]:
+        pytest.skip("CuPy runs here")
+    assert cli.main(["train", "--backend", "cupy"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tensornet: error: backend 'cupy' cannot run here") and err.count("\n") == 1
