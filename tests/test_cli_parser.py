@@ -4,9 +4,9 @@ and exit status 2."""
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -127,8 +127,8 @@ def test_top_level_help_has_no_raw_markup(capsys):
 
 
 def test_the_script_entry_point_is_the_package_main():
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    module, _, attribute = scripts["tensornet"].partition(":")
+    scripts = (ROOT / "pyproject.toml").read_text().split("[project.scripts]", 1)[1]
+    module, attribute = re.search(r'^tensornet = "([\w.]+):(\w+)"', scripts, re.M).groups()
     assert module == "tensornet.cli" and getattr(cli, attribute) is cli.main
 
 
