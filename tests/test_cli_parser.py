@@ -140,3 +140,14 @@ def test_an_unusable_backend_stops_before_the_data_loads(capsys, no_data):
     assert cli.main(["train", "--backend", "cupy"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tensornet: error: backend 'cupy' cannot run here") and err.count("\n") == 1
+
+
+def test_a_bad_saved_run_stops_before_the_data_loads(tmp_path, capsys, no_data):
+    corrupt = tmp_path / "model.npz"
+    corrupt.write_bytes(b"not a model file")
+    assert cli.main(["train", "--resume", str(corrupt)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tensornet: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["train", "--resume", str(tmp_path / "empty")]) == 2
+    assert "holds no complete checkpoint" in capsys.readouterr().err

@@ -55,17 +55,20 @@ def train(args) -> float:
           f"SGD(lr={args.lr} {schedule}, momentum={args.momentum}, nesterov={args.nesterov}), "
           f"batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", flush=True)
     started = time.perf_counter()
-    (x_train, y_train), (x_test, y_test) = load(args.dataset, args.data)
-    x_train = x_train.astype(args.dtype) / 255.0
-    x_test = x_test.astype(args.dtype) / 255.0
-    y_train, y_test = to_categorical(y_train, 10, args.dtype), to_categorical(y_test, 10, args.dtype)
     directory = checkpoint_dir(args)
     with use_backend(backend):
-        if args.resume:
-            model = resume(args.resume)
+        # The saved run, or the check that no other run's checkpoints are in the way, comes before
+        # the data: a bad --resume file or --checkpoint-dir stops the command without loading it.
+        model = resume(args.resume) if args.resume else None
+        if model is None:
+            refuse_to_overwrite_run(directory)
+        (x_train, y_train), (x_test, y_test) = load(args.dataset, args.data)
+        x_train = x_train.astype(args.dtype) / 255.0
+        x_test = x_test.astype(args.dtype) / 255.0
+        y_train, y_test = to_categorical(y_train, 10, args.dtype), to_categorical(y_test, 10, args.dtype)
+        if model is not None:
             warn_if_schedule_ends(model.optimizer.schedule, args, len(x_train))
         else:
-            refuse_to_overwrite_run(directory)
             model = build_model(args, x_train.shape[1:], len(x_train))
         if verbose:
             model.summary()
