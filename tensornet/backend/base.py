@@ -121,6 +121,11 @@ class Backend(ArrayOps, ActivationOps, LossOps, OptimizerOps):
         method for the models it serves and returns ``super().training_step(...)`` for the rest."""
         return LayeredStep(model, reason=f"the {self.name} backend has no whole-step kernel")
 
+    def faster_path_note(self):
+        """One line for ``fit`` to print when a missing package or a setting keeps this backend
+        off its fastest path (with the command that gets it), else None."""
+        return None
+
     def device_info(self) -> dict:
         """A description of the device this backend computes on."""
         import platform

@@ -28,7 +28,7 @@ import os
 
 import numpy
 
-from . import mkl_blas, numpy_whole_step, shared_pool
+from . import fast_path, mkl_blas, numpy_whole_step, shared_pool
 from .base import Backend
 from .blas_library import numpy_blas_controller
 from .blas_threads import MKL_SIDE_BY_SIDE_MACS, SMALL_PRODUCT_MACS, BlasThreads
@@ -49,7 +49,7 @@ def _load_numba_kernels(mode):
     except ImportError as exc:
         if mode == "numba":
             raise RuntimeError(f"{KERNELS_ENV}=numba but Numba cannot be imported ({exc}); "
-                               "install tensornet[fast]") from None
+                               f"{fast_path.numba_status()[2] or 'reinstall numba'} installs it") from None
         return None
     return _numba_kernels
 
@@ -100,8 +100,13 @@ class NumpyBackend(NumpyOptimizerOps, Backend):
 
     @property
     def _kernel_setting(self) -> str:
-        """The kernel setting, for messages saying why Numba's kernels are not in use."""
-        return f"{KERNELS_ENV}={self._kernel_mode}, or Numba is not installed"
+        """Why Numba's kernels are not in use: the setting, or Numba missing (with the command)."""
+        return fast_path.kernel_setting(self._kernel_mode)
+
+    def faster_path_note(self):
+        """The line ``fit`` prints when a missing package or a setting keeps the step off the
+        fastest CPU path, naming the command that gets it (:func:`.fast_path.cpu_path_note`)."""
+        return fast_path.cpu_path_note(self._kernel_mode, self._kernels() is not None)
 
     def _kernels(self):
         if not self._kernels_loaded:

@@ -54,6 +54,18 @@ def epoch_line(epoch, epochs, steps, samples, elapsed, logs) -> str:
     return text + (" - " + formatted if formatted else "")
 
 
+_printed_notes = set()
+
+
+def print_path_note(ops):
+    """Print the backend's note on a faster path it cannot take here (``faster_path_note``:
+    which path ``fit`` takes and the command that gets the faster one), once per process."""
+    note = ops.faster_path_note()
+    if note and note not in _printed_notes:
+        _printed_notes.add(note)
+        print(f"tensornet: {note}", flush=True)
+
+
 def _isatty(stream) -> bool:
     try:
         return bool(stream.isatty())

@@ -33,7 +33,7 @@ from .interrupts import InterruptRequests
 from .inputs import (check_positive_int, check_same_length, check_verbose, prepare_inputs,
                      prepare_targets)
 from .memory import out_of_memory_error
-from .progress import ProgressLogger, format_logs
+from .progress import ProgressLogger, format_logs, print_path_note
 
 
 def _finishes(loop):
@@ -119,6 +119,8 @@ class Trainer(BatchGathering):
             self.step_path += " + " + self.parallel.describe()
             check_finite = False  # the all-reduced epoch loss is checked instead (DataParallel.reduce_totals)
             verbose = verbose if world.is_root else 0
+        if verbose:
+            print_path_note(model.ops)
 
         history = History()
         steps = self.parallel.steps(batch_size) if self.parallel else -(-x.shape[0] // batch_size)
