@@ -7,7 +7,7 @@ import pytest
 
 from helpers import check_gradient, numpy_backend, numpy_ops  # noqa: F401 (autouse fixture)
 
-from tensornet.layers import Add, Concatenate, Dense, Dropout, Input, Multiply, Subtract
+from tensornet.layers import Add, Concatenate, Dense, Dropout, Input, InputLayer, Multiply, Subtract
 from tensornet.models import Model, Sequential
 
 ops = numpy_ops()
@@ -42,6 +42,19 @@ def test_model_records_layers_once_in_call_order():
     assert sum(layer.name == "shared" for layer in model.layers) == 1
     assert model.count_params() == (6 * 5 + 5) + (4 * 6 + 6) + (10 * 3 + 3) + (5 * 2 + 2)
     assert model.output_names == ["cls", "reg"] and model.input_names == ["a", "b"]
+
+
+def test_input_layer_passes_the_batch_through():
+    a = Input(shape=(3, 2), name="image")
+    layer = a.layer
+    assert isinstance(layer, InputLayer) and a.shape == (3, 2)
+    x = np.random.default_rng(0).normal(size=(4, 3, 2))
+    np.testing.assert_array_equal(layer.forward(x), x)
+    np.testing.assert_array_equal(layer.backward(2 * x), 2 * x)
+    with pytest.raises(ValueError, match="shape"):
+        Input()
+    with pytest.raises(ValueError, match="batch_size"):
+        Input(shape=(3,), batch_size=32)
 
 
 def test_disconnected_output_is_an_error_naming_the_input():
