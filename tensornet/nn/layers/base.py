@@ -212,7 +212,7 @@ class Layer:
 
     def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable}
-        if self.input_shape is not None:
+        if self.input_shape is not None and not self.merges:  # (a merge's shapes come from its graph)
             config["input_shape"] = list(self.input_shape)
         return config
 

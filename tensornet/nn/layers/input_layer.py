@@ -43,9 +43,14 @@ def Input(shape=None, name=None, dtype=None, batch_size=None):  # noqa: N802 (Ke
                          "leave batch_size=None and pass batch_size to fit")
     if dtype is not None:
         dtype = check_float_dtype(dtype, "Input dtype")
-    layer = InputLayer(shape=shape, name=name, dtype=dtype)
-    node = Node(layer, [], 0)
-    node.output = SymbolicTensor(layer.input_shape, dtype, node)
+    return input_tensor(InputLayer(shape=shape, name=name, dtype=dtype))
+
+
+def input_tensor(layer):
+    """The symbolic tensor an :class:`InputLayer` stands for (what :func:`Input` returns; a
+    loaded graph model rebuilds its inputs from their layers with it)."""
+    node = Node(layer, [], len(layer.inbound_nodes))
+    node.output = SymbolicTensor(layer.input_shape, layer.dtype, node)
     layer.inbound_nodes.append(node)
     layer.node_input_shapes = tuple(layer.input_shape)
     return node.output
