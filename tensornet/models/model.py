@@ -304,7 +304,10 @@ class Model(ModelAPI):
             head.loss_sum, head.pred, head.target = loss_sum, out, target
             grads.append(grad)
             total = _weighted_add(total, loss_sum, head.weight)
-        self.engine.backward(grads, [not head.fused for head in heads], hook=self.gradient_hook)
+        if len(heads) == 1:
+            self.backward(grads[0], through_activation=not heads[0].fused)
+        else:
+            self.engine.backward(grads, [not head.fused for head in heads], hook=self.gradient_hook)
         return total
 
     def take_fused_count(self):
