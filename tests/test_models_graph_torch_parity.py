@@ -11,7 +11,8 @@ w -= lr b). Batches are taken in order (``shuffle=False``), the last one partial
 
 Tolerances: float64 agrees to summation order (1e-10); in float32 each step's products round
 differently (BLAS blocking, the softmax sums), and 40 momentum steps accumulate those ~1e-7
-relative differences to well under rtol 1e-4 / atol 1e-5, while a missing or doubled
+relative differences to under rtol 1e-5 / atol 2e-6 (measured: at most 2e-7 absolute, on
+weights that moved by up to 0.9), while a missing or doubled
 shared-layer gradient, a wrong loss weight or a dropped path is off by far more.
 """
 import numpy as np
@@ -106,7 +107,7 @@ def run(dtype):
     return model, weights, expected, history
 
 
-@pytest.mark.parametrize("dtype, rtol, atol", [("float64", 1e-10, 1e-12), ("float32", 1e-4, 1e-5)])
+@pytest.mark.parametrize("dtype, rtol, atol", [("float64", 1e-10, 1e-12), ("float32", 1e-5, 2e-6)])
 def test_graph_model_trains_like_pytorch(dtype, rtol, atol):
     model, initial, expected, history = run(dtype)
     assert model.optimizer.iterations == EPOCHS * -(-N // BATCH)
