@@ -302,3 +302,32 @@ def test_to_dot_has_a_node_per_layer_and_an_edge_per_call_input():
     assert dot.startswith('digraph "') and dot.rstrip().endswith("}")
     assert dot.count("[label=") == len(model.layers)
     assert dot.count("->") == sum(len(step.inputs) for step in model.topology.steps)
+
+
+def test_shared_batch_normalization_gradients_match_finite_differences():
+    from tensornet.layers import BatchNormalization
+
+    a, b = Input(shape=(4,)), Input(shape=(4,))
+    norm = BatchNormalization(name="norm")
+    h = Add()([norm(Dense(4, activation="tanh")(a)), norm(b)])
+    model = Model(inputs=[a, b], outputs=Dense(2)(h), dtype="float64", seed=2)
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(5)
+    x = model.prepare_x(ops, [rng.normal(size=(6, 4)), rng.normal(size=(6, 4))])
+    y = rng.normal(size=(6, 2))
+    norm.set_weights([rng.uniform(0.5, 1.5, size=4), rng.normal(size=4)])
+    moving = norm.get_state_arrays()["moving_mean"].copy()
+    graph_gradient_check(model, x, y)
+    assert not np.array_equal(norm.get_state_arrays()["moving_mean"], moving)  # both calls update them
+
+
+def test_later_calls_see_a_generator_the_model_replaces():
+    a = Input(shape=(5,))
+    drop = Dropout(0.5, name="drop")
+    model = Model(inputs=a, outputs=Add()([drop(a), drop(a)]), seed=0)
+    view = model.engine.steps[1].call
+    assert view is not drop and isinstance(view, Dropout)
+    replacement = ops.rng(123)
+    drop.rng = replacement
+    assert view.rng is replacement
+    assert view.rate == drop.rate and view.weights is drop.weights

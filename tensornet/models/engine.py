@@ -11,19 +11,48 @@ set of weights whose gradient is the sum over its calls,
 dL/dW = sum_k dL/dW|_call k. Each later call writes into a private buffer; the first call, which
 back-propagates last, writes into the model's flat gradient buffer and the others are added to it.
 
-Each later call of a shared layer runs on a shallow copy of the layer (same weight views, same
-random generator, its own cached activations and work buffers), so the calls of one forward pass
-do not overwrite each other.
+Each later call of a shared layer runs on a :func:`call_view` of the layer: an object of the
+layer's class that keeps what a call writes (cached activations, work buffers, its gradient
+buffers) and reads everything else live from the layer (weights, random generator, moving
+statistics, configuration), so the calls of one forward pass do not overwrite each other and a
+generator or state the model replaces (loading, data parallelism) is seen by every call.
 """
 from __future__ import annotations
 
-import copy
+_VIEW_CLASSES = {}
+
+
+def _read_through(self, name):
+    """Attribute lookup of a call view: its own attributes, then the viewed layer's, then the class's."""
+    own = object.__getattribute__(self, "__dict__")
+    if name in own:
+        return own[name]
+    layer = own.get("_viewed_layer")
+    if layer is not None:
+        shared = object.__getattribute__(layer, "__dict__")
+        if name in shared:
+            return shared[name]
+    return object.__getattribute__(self, name)
+
+
+def call_view(layer, gradients):
+    """A later call of ``layer``: the same class and methods, its own ``_workspaces``,
+    ``gradients`` (given) and whatever its ``forward`` / ``backward`` set; every other
+    attribute read from ``layer`` itself."""
+    cls = type(layer)
+    view_cls = _VIEW_CLASSES.get(cls)
+    if view_cls is None:
+        view_cls = _VIEW_CLASSES[cls] = type(cls.__name__, (cls,), {"__getattribute__": _read_through,
+                                                                     "__module__": cls.__module__})
+    view = object.__new__(view_cls)
+    view.__dict__.update(_viewed_layer=layer, _workspaces={}, gradients=gradients)
+    return view
 
 
 class Step:
     """One layer call: ``layer``, input slots ``inputs`` (a list; one slot unless the layer
-    merges), output slot ``output``, and ``call`` (the layer itself for its first call, a copy
-    of it for later ones)."""
+    merges), output slot ``output``, and ``call`` (the layer itself for its first call, a
+    :func:`call_view` of it for later ones)."""
 
     __slots__ = ("layer", "inputs", "output", "call", "through_activation")
 
@@ -46,11 +75,11 @@ class GraphEngine:
         self._bind_calls()
 
     def _bind_calls(self):
-        """Give each later call of a shared layer its own copy with private gradient buffers,
+        """Give each later call of a shared layer a view with private gradient buffers,
         and each call the ``needs_input_grad`` of its position: whether a layer with weights
         lies upstream of it."""
         ops, seen = self.ops, {}
-        self._copies = {}
+        self._views = {}
         trains = {slot: False for slot in self.input_slots}
         readers = {}
         for step in self.steps:
@@ -61,12 +90,10 @@ class GraphEngine:
             if count == 0:
                 step.call = step.layer
             else:
-                call = copy.copy(step.layer)
-                call._workspaces = {}
-                call.gradients = {name: ops.zeros(tuple(view.shape), view.dtype)
-                                  for name, view in step.layer.gradients.items()}
+                call = call_view(step.layer, {name: ops.zeros(tuple(view.shape), view.dtype)
+                                              for name, view in step.layer.gradients.items()})
                 step.call = call
-                self._copies.setdefault(id(step.layer), []).append(call)
+                self._views.setdefault(id(step.layer), []).append(call)
             step.call.needs_input_grad = any(trains.get(slot, False) for slot in step.inputs)
             trains[step.output] = step.call.needs_input_grad or step.layer.count_params() > 0
         self._calls = seen
@@ -131,8 +158,8 @@ class GraphEngine:
             key = id(step.layer)
             remaining[key] -= 1
             if remaining[key] == 0:  # the first call, last in reverse order: the sum is complete
-                for copy_ in self._copies.get(key, ()):
-                    for name, grad in copy_.gradients.items():
+                for view in self._views.get(key, ()):
+                    for name, grad in view.gradients.items():
                         self.ops.add_arrays(step.layer.gradients[name], grad, out=step.layer.gradients[name])
                 if hook is not None:
                     hook(step.layer)
