@@ -57,6 +57,15 @@ def test_input_layer_passes_the_batch_through():
         Input(shape=(3,), batch_size=32)
 
 
+def test_inputs_outputs_and_calling_a_model_on_symbolic_tensors():
+    model = two_input_model()
+    assert [t.layer.name for t in model.inputs] == ["a", "b"]
+    assert [t.layer.name for t in model.outputs] == ["cls", "reg"] and model.outputs[0].shape == (3,)
+    assert isinstance(Sequential(), Model) and Sequential().inputs is None
+    with pytest.raises(TypeError, match="nesting a model"):
+        model([Input(shape=(6,)), Input(shape=(4,))])
+
+
 def test_disconnected_output_is_an_error_naming_the_input():
     a, b = Input(shape=(3,), name="a_in"), Input(shape=(3,), name="b_in")
     out = Add()([Dense(2)(a), Dense(2)(b)])
@@ -261,6 +270,14 @@ def test_only_chains_take_the_whole_step_kernel_and_others_say_why():
     description = chain.describe_step()
     assert [step["op"] for step in description["layers"]] == ["dense", "dense"]
     assert description["loss"] == "softmax_crossentropy"
+    from tensornet.backend.numpy_whole_step import unserved
+
+    assert unserved(description) is None  # the whole-step kernel takes a graph written as a chain
+    assert "shared layer" in unserved(one.describe_step())
+    seq = Sequential([Dense(4, activation="relu", input_shape=(4,)), Dense(2, activation="softmax")])
+    seq.compile(optimizer="sgd", loss="categorical_crossentropy")
+    strip = [{k: v for k, v in step.items() if k != "name"} for step in seq.describe_step()["layers"]]
+    assert strip == [{k: v for k, v in step.items() if k != "name"} for step in description["layers"]]
 
 
 # ------------------------------------------------------------------ layer access and views

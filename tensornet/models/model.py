@@ -18,13 +18,13 @@ from ..backend.config import check_float_dtype
 from ..nn.layers.base import unique_name
 from ..nn.parameters import ParameterStore
 from ..optim import optimizers as optimizers_module
-from ..training.inputs import check_same_length, prepare_inputs, prepare_targets
 from ..training.trainer import Trainer
 from ..utils import next_model_seed
 from .engine import GraphEngine
 from .graph import Topology, flatten_tensors
 from .heads import epoch_metrics, make_heads
 from .model_api import ModelAPI
+from .model_arrays import ModelArrays
 from .packing import Packing
 
 #: ``compile(jit_compile=...)``: "auto" trains through the backend's whole-step kernel where it
@@ -42,7 +42,7 @@ def check_jit_compile(value):
     return value
 
 
-class Model(ModelAPI):
+class Model(ModelArrays, ModelAPI):
     """A model from its symbolic ``inputs`` to its ``outputs`` (each one tensor, a list, or a
     dict keyed by name); see the module docstring."""
 
@@ -209,60 +209,6 @@ class Model(ModelAPI):
         if not self.compiled:
             raise RuntimeError(f"the model must be compiled before {what}(): call model.compile(optimizer=..., "
                                "loss=...) first")
-
-    # ------------------------------------------------------------------ arrays in
-    def _arrange(self, data, names, argument, what):
-        """``data`` (one array, a list in order, or a dict keyed by name) as a list for ``names``."""
-        if isinstance(data, dict):
-            missing = [n for n in names if n not in data]
-            unknown = [k for k in data if k not in names]
-            if missing or unknown:
-                raise ValueError(f"{argument} must have one array per model {what} {names}; "
-                                 + (f"missing {missing}" if missing else f"unknown {unknown}"))
-            return [data[n] for n in names]
-        if isinstance(data, (list, tuple)) and len(names) > 1:
-            if len(data) != len(names):
-                raise ValueError(f"{argument} must be a list of {len(names)} arrays (model {what}s {names}); "
-                                 f"got {len(data)}")
-            return list(data)
-        if len(names) > 1:
-            raise ValueError(f"the model has {len(names)} {what}s {names}: pass {argument} as a list or a dict of "
-                             f"arrays; got {type(data).__name__}")
-        if isinstance(data, (list, tuple)) and len(data) == 1 and hasattr(data[0], "shape"):
-            return [data[0]]
-        return [data]
-
-    def prepare_x(self, ops, x, argument="x"):
-        """``x`` checked (shape, dtype, finite) and, with several inputs, packed into one table."""
-        if self.topology is None:
-            return prepare_inputs(ops, x, self.input_shape, self.dtype, argument)
-        arrays = self._arrange(x, self.input_names, argument, "input")
-        named = len(arrays) > 1
-        parts = [prepare_inputs(ops, a, shape, self.dtype, f"{argument}[{name!r}]" if named else argument)
-                 for a, shape, name in zip(arrays, self._input_shapes, self.input_names)]
-        for part, name in zip(parts[1:], self.input_names[1:]):
-            check_same_length(parts[0], part, f"{argument}[{self.input_names[0]!r}]", f"{argument}[{name!r}]")
-        return Packing(self._input_shapes).pack(ops, parts, self.dtype)
-
-    def prepare_y(self, ops, y, argument="y"):
-        """``y`` checked against each output's loss and, with several outputs, packed."""
-        arrays = self._arrange(y, self.output_names, argument, "output")
-        named = len(arrays) > 1
-        parts = [prepare_targets(ops, a, head.loss, head.shape, self.dtype, f"{argument}[{head.name!r}]" if named
-                                 else argument) for a, head in zip(arrays, self.heads)]
-        for part, head in zip(parts[1:], self.heads[1:]):
-            check_same_length(parts[0], part, f"{argument}[{self.heads[0].name!r}]", f"{argument}[{head.name!r}]")
-        return self._target_packing.pack(ops, parts, self.dtype)
-
-    def split_outputs(self, packed):
-        """``predict``'s table as the model's outputs: one array, a list, or a dict by name."""
-        if len(self._output_shapes) == 1:
-            return packed
-        packing = Packing(self._output_shapes)
-        n = packed.shape[0]
-        parts = [packed[:, s:s + w].reshape((n,) + shape).copy()
-                 for s, w, shape in zip(packing.starts, packing.widths, packing.shapes)]
-        return dict(zip(self.output_names, parts)) if self._structure[1] == "dict" else parts
 
     # ------------------------------------------------------------------ computing
     def forward(self, x, training=False):
