@@ -66,15 +66,18 @@ def model_header_and_arrays(model, include_optimizer=True, weights_only=False):
     header["compile"] = None
     if model.compiled:
         heads = model.heads
-        for metric in (m for head in heads for m in head.metric_ids):
+        metric_ids = [m for head in heads for m in head.metric_ids] if heads else list(model._metric_ids)
+        for metric in metric_ids:
             if not isinstance(metric, str):
                 raise ValueError(f"cannot save metric {metric!r}: only metric names can be saved")
-        if len(heads) == 1:
+        if not heads:  # a Sequential model compiled before its shapes are known
+            compiled = {"loss": model.loss.get_config(), "metrics": metric_ids}
+        elif len(heads) == 1:
             compiled = {"loss": heads[0].loss.get_config(), "metrics": list(heads[0].metric_ids)}
         else:  # one entry per output, in output order
             compiled = {"loss": [head.loss.get_config() for head in heads],
                         "metrics": [list(head.metric_ids) for head in heads]}
-        header["compile"] = {**compiled, "loss_weights": [head.weight for head in heads],
+        header["compile"] = {**compiled, "loss_weights": [head.weight for head in heads] or None,
                              "jit_compile": model.jit_compile}
     header["optimizer"] = None
     if model.compiled and include_optimizer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..backend import get_backend
+from ..nn import losses as losses_module
 from ..nn.layers.base import Layer, check_shape
 from ..utils import next_model_seed
 from .engine import Step
@@ -116,5 +117,8 @@ class Sequential(Model):
         if self.layers and self.output_shape is None and self.input_shape is not None:
             self._infer_shapes()
         if self.output_shape is None:  # unknown until fit builds the model: made at build
+            loss, metrics, _ = self._compile_args
+            self.loss = losses_module.get(loss[0] if isinstance(loss, (list, tuple)) and len(loss) == 1 else loss)
+            self.heads = []
             return
         super()._make_heads()
