@@ -140,3 +140,23 @@ def test_a_malformed_topology_is_refused_naming_the_file(tmp_path):
     write_archive(tmp_path / "bad2.npz", header, arrays)
     with pytest.raises(ValueError, match=r"bad2\.npz.*not one of the"):
         load_model(tmp_path / "bad2.npz")
+
+
+def test_callbacks_monitor_per_output_keys(tmp_path):
+    from tensornet.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint
+
+    x, y = data()
+    model = make_model()
+    seen = []
+    stopper = EarlyStopping(monitor="val_cls_loss", patience=0, min_delta=10.0)  # nothing improves by 10
+    best = ModelCheckpoint(tmp_path / "best.npz", monitor="val_flag_accuracy", save_best_only=True)
+    history = model.fit(x, y, epochs=5, callbacks=[
+        stopper, best, CSVLogger(tmp_path / "log.csv"),
+        LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(sorted(logs)))], **FIT)
+    assert len(history.history["loss"]) == 2 and stopper.stopped_epoch == 1
+    assert seen[0] == sorted(["loss", "cls_loss", "flag_loss", "cls_accuracy", "flag_accuracy", "val_loss",
+                              "val_cls_loss", "val_flag_loss", "val_cls_accuracy", "val_flag_accuracy"])
+    assert best.mode == "max" and (tmp_path / "best.npz").exists()
+    assert load_model(tmp_path / "best.npz").output_names == ["cls", "flag"]
+    header = (tmp_path / "log.csv").read_text().splitlines()[0]
+    assert "val_flag_accuracy" in header and "cls_loss" in header
