@@ -348,3 +348,14 @@ def test_later_calls_see_a_generator_the_model_replaces():
     drop.rng = replacement
     assert view.rng is replacement
     assert view.rate == drop.rate and view.weights is drop.weights
+
+
+def test_sequential_takes_an_input_first_as_keras_does():
+    model = Sequential([Input(shape=(5,)), Dense(3, activation="relu"), Dense(2, activation="softmax")], seed=1)
+    assert model.input_shape == (5,)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    assert model.built and model.get_weights()[0].shape == (5, 3)
+    with pytest.raises(ValueError, match="before every layer"):
+        model.add(Input(shape=(2,)))
+    with pytest.raises(TypeError, match="functional API"):
+        model.add(Add())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..backend import get_backend
 from ..nn import losses as losses_module
 from ..nn.layers.base import Layer, check_shape
+from ..nn.layers.input_layer import InputLayer
+from ..nn.layers.symbolic import SymbolicTensor
 from ..utils import next_model_seed
 from .engine import Step
 from .model import JIT_CHOICES, Model, check_jit_compile
@@ -25,12 +27,19 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name=None, dtype=None, seed=None):
         super().__init__(name=name, dtype=dtype, seed=seed)
+        self._declared_input_shape = None
         for layer in layers or []:
             self.add(layer)
 
     # ------------------------------------------------------------------ structure
     def add(self, layer):
-        """Append a layer (rebuilding, weights kept, when the model is already built)."""
+        """Append a layer (rebuilding, weights kept, when the model is already built). An
+        ``Input(shape=...)`` first, as in Keras, gives the model its input shape."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer) or isinstance(layer, InputLayer):
+            if self.layers:
+                raise ValueError("Sequential.add: an Input must come before every layer")
+            self._declared_input_shape = tuple(layer.shape if isinstance(layer, SymbolicTensor) else layer.input_shape)
+            return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a Layer; got {type(layer).__name__}")
         if getattr(layer, "merges", False):
@@ -44,6 +53,12 @@ class Sequential(Model):
                 raise ValueError(f"layer {layer.name!r} declares input_shape {layer.input_shape} but the "
                                  f"previous layer outputs {expected}")
         was_built, weights = self.built, (self.get_weights() if self.built else None)
+        declared = self._declared_input_shape
+        if not self.layers and declared is not None:
+            if layer.input_shape is not None and tuple(layer.input_shape) != declared:
+                raise ValueError(f"layer {layer.name!r} declares input_shape {layer.input_shape} but the model's "
+                                 f"Input has shape {declared}")
+            layer.input_shape = declared
         self.layers.append(layer)
         if was_built:
             self.build(self.input_shape, keep=weights)
@@ -64,7 +79,7 @@ class Sequential(Model):
 
     @property
     def input_shape(self):
-        return self.layers[0].input_shape if self.layers else None
+        return self.layers[0].input_shape if self.layers else self._declared_input_shape
 
     @property
     def output_shape(self):
