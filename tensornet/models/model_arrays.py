@@ -71,11 +71,13 @@ class ModelArrays:
         return self._target_packing.pack(ops, parts, self.dtype)
 
     def split_outputs(self, packed):
-        """``predict``'s table as the model's outputs: one array, a list, or a dict by name."""
+        """``predict``'s table as the model's outputs: one array (one output not given as a
+        dict), a list, or a dict by name (outputs given as a dict)."""
+        as_dict = getattr(self, "_structure", ("single", "single"))[1] == "dict"
         if len(self._output_shapes) == 1:
-            return packed
+            return {self.output_names[0]: packed} if as_dict else packed
         packing = Packing(self._output_shapes)
         n = packed.shape[0]
         parts = [packed[:, s:s + w].reshape((n,) + shape).copy()
                  for s, w, shape in zip(packing.starts, packing.widths, packing.shapes)]
-        return dict(zip(self.output_names, parts)) if self._structure[1] == "dict" else parts
+        return dict(zip(self.output_names, parts)) if as_dict else parts
