@@ -74,6 +74,7 @@ class Model(ModelArrays, ModelAPI):
         self._compile_args = None
         self._trainer = Trainer(self)
         self.topology = None
+        self._input_packing = None
         if inputs is None and outputs is None and type(self) is not Model:
             return
         if inputs is None or outputs is None:
@@ -135,6 +136,9 @@ class Model(ModelArrays, ModelAPI):
             done += len(layer.weight_specs())
         steps, input_slots, output_slots = self._chain()
         self.engine = GraphEngine(self.ops, steps, input_slots, output_slots)
+        packing = Packing(self._input_shapes)
+        #: How a batch table is cut into the inputs (None: one input, the table itself).
+        self._input_packing = None if packing.single else packing
         self.built = True
         if keep is not None:
             keep = list(keep)
@@ -213,7 +217,8 @@ class Model(ModelArrays, ModelAPI):
     # ------------------------------------------------------------------ computing
     def forward(self, x, training=False):
         """The outputs for the batch ``x`` (packed into one table when there are several)."""
-        inputs = Packing(self._input_shapes).unpack(self.ops, x, self._workspace)
+        packing = self._input_packing
+        inputs = [x] if packing is None else packing.unpack(self.ops, x, self._workspace)
         outputs = self.engine.forward(inputs, training=training)
         self._outputs = outputs
         if len(outputs) == 1:
