@@ -54,12 +54,11 @@ class Step:
     merges), output slot ``output``, and ``call`` (the layer itself for its first call, a
     :func:`call_view` of it for later ones)."""
 
-    __slots__ = ("layer", "inputs", "output", "call", "through_activation")
+    __slots__ = ("layer", "inputs", "output", "call")
 
     def __init__(self, layer, inputs, output):
         self.layer, self.inputs, self.output = layer, list(inputs), output
         self.call = layer
-        self.through_activation = True
 
 
 class GraphEngine:

@@ -19,13 +19,15 @@ from ..nn import metrics as metrics_module
 class Head:
     """One output: ``name``, per-example ``shape``, ``loss``, ``weight``, ``metric_ids``, its
     ``metrics`` (resolved at compile), ``fused`` (the activation fused with the loss, or None),
-    and the last batch's ``loss_sum``, ``pred`` and ``target``."""
+    ``step``, and the last batch's ``loss_sum``, ``pred`` and ``target``."""
 
     def __init__(self, name, shape, loss, weight, metric_ids):
         self.name, self.shape, self.loss, self.weight = name, tuple(shape), loss, float(weight)
         self.metric_ids = list(metric_ids)
         self.metrics = [metrics_module.get(m, loss, self.shape[-1]) for m in self.metric_ids]
         self.fused = None
+        #: The engine step that makes this output (its call's ``logits`` feed a fused loss), or None.
+        self.step = None
         self.loss_sum = self.pred = self.target = None
 
     @property

@@ -195,6 +195,7 @@ class Model(ModelArrays, ModelAPI):
             alone = engine.readers(slot) == 0 and engine.output_slots.count(slot) == 1
             head.fused = (head.loss.fused_activation(producer.layer.output_activation)
                           if producer is not None and alone else None)
+            head.step = producer
         self.metrics = epoch_metrics(self.heads)
         single = self.heads[0] if len(self.heads) == 1 else None
         self.fused_output = single.fused if single else None
@@ -242,7 +243,7 @@ class Model(ModelArrays, ModelAPI):
         for i, (head, out, target) in enumerate(zip(heads, self._outputs, targets)):
             grad = self._workspace(("dy", i), out.shape)
             if head.fused:
-                logits = self.engine.producer(self.engine.output_slots[i]).call.logits
+                logits = head.step.call.logits
                 if len(heads) == 1 and self.counted_metric is not None:
                     loss_sum, self._fused_correct = head.loss.fused_count(ops, logits, out, target, grad)
                 else:
@@ -272,9 +273,9 @@ class Model(ModelArrays, ModelAPI):
         the device; no gradient."""
         targets = self._target_packing.unpack(self.ops, y, self._workspace)
         total = None
-        for i, (head, out, target) in enumerate(zip(self.heads, self._outputs, targets)):
+        for head, out, target in zip(self.heads, self._outputs, targets):
             if head.fused:
-                logits = self.engine.producer(self.engine.output_slots[i]).call.logits
+                logits = head.step.call.logits
                 loss_sum = head.loss.fused_total(self.ops, logits, target)
             else:
                 loss_sum = head.loss.total(self.ops, out, target)
