@@ -359,3 +359,16 @@ def test_sequential_takes_an_input_first_as_keras_does():
         model.add(Input(shape=(2,)))
     with pytest.raises(TypeError, match="functional API"):
         model.add(Add())
+
+
+def test_input_dtype_sets_the_model_dtype():
+    a = Input(shape=(3,), dtype="float64")
+    model = Model(inputs=a, outputs=Dense(2)(a))
+    assert model.dtype == "float64" and model.get_weights()[0].dtype == np.float64
+    model.compile(optimizer="sgd", loss="mse")
+    assert model.predict(np.ones((2, 3), dtype=np.float32)).dtype == np.float64
+    b = Input(shape=(3,), dtype="float32")
+    with pytest.raises(ValueError, match="one dtype"):
+        Model(inputs=[a, b], outputs=Add()([Dense(2)(a), Dense(2)(b)]))
+    with pytest.raises(ValueError, match="one dtype"):
+        Model(inputs=b, outputs=Dense(2)(b), dtype="float64")

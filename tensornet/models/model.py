@@ -81,6 +81,12 @@ class Model(ModelArrays, ModelAPI):
             raise ValueError("Model needs inputs=... and outputs=... (symbolic tensors from Input(...) and layer calls)")
         in_tensors, in_keys = flatten_tensors(inputs, "inputs")
         out_tensors, out_keys = flatten_tensors(outputs, "outputs")
+        declared = {t.dtype for t in in_tensors if t.dtype is not None}
+        if len(declared) > 1 or (dtype is not None and declared and declared != {self.dtype}):
+            raise ValueError(f"the model computes in one dtype: its Inputs declare {sorted(declared)}"
+                             + (f" and Model(dtype={self.dtype!r})" if dtype is not None else ""))
+        if dtype is None and declared:  # Input(dtype=...) sets the model's dtype
+            self.dtype = declared.pop()
         self.topology = Topology(in_tensors, out_tensors)
         self.layers = self.topology.layers
         self.input_names = in_keys or [t.layer.name for t in in_tensors]

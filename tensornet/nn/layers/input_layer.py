@@ -36,7 +36,8 @@ def Input(shape=None, name=None, dtype=None, batch_size=None):  # noqa: N802 (Ke
     >>> a = Input(shape=(784,), name="image")
     >>> h = Dense(64, activation="relu")(a)
 
-    ``dtype`` is the floating dtype the model computes in (default: the model's); ``batch_size``
+    ``dtype`` is the floating dtype the model computes in (a model whose Inputs declare one takes
+    it; default: ``floatx()``); ``batch_size``
     is accepted for Keras' signature and must be None (batches take any size)."""
     if batch_size is not None:
         raise ValueError(f"Input(batch_size={batch_size!r}): tensornet models take batches of any size; "
