@@ -160,3 +160,28 @@ def test_callbacks_monitor_per_output_keys(tmp_path):
     assert load_model(tmp_path / "best.npz").output_names == ["cls", "flag"]
     header = (tmp_path / "log.csv").read_text().splitlines()[0]
     assert "val_flag_accuracy" in header and "cls_loss" in header
+
+
+def test_several_inputs_larger_than_the_device_are_streamed_like_resident_ones():
+    from tensornet.backend import NumpyBackend
+
+    class SmallDevice(NumpyBackend):
+        name = "numpy"
+
+        def memory_budget(self):
+            return 20_000  # below the inputs' 31.7 kB: fit streams them
+
+    x, y = data()
+    x = {key: np.repeat(value, 8, axis=0) for key, value in x.items()}  # 720 x 11 floats: 31.7 kB
+    y = {key: np.repeat(value, 8, axis=0) for key, value in y.items()}
+    resident, streamed = make_model(), make_model()
+    streamed.compile(optimizer=SGD(0.05, momentum=0.9), loss={"cls": "sparse_categorical_crossentropy",
+                                                              "flag": "binary_crossentropy"},
+                     loss_weights={"cls": 1.0, "flag": 0.4}, metrics={"cls": ["accuracy"], "flag": ["accuracy"]},
+                     backend=SmallDevice())
+    h1 = resident.fit(x, y, epochs=2, **FIT)
+    h2 = streamed.fit(x, y, epochs=2, **FIT)
+    assert streamed._trainer._streamed and not resident._trainer._streamed
+    assert h1.history == h2.history
+    for a, b in zip(resident.get_weights(), streamed.get_weights()):
+        np.testing.assert_array_equal(a, b)
