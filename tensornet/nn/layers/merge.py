@@ -194,12 +194,9 @@ class Dot(Merge):
                              + ", ".join(f"(None, {', '.join(map(str, s))})" for s in shapes))
         return (1,)
 
-    def merge(self, xs, out):
-        return self.ops.row_dot(xs[0], xs[1], out=self.workspace("y", (xs[0].shape[0], 1)))
-
     def forward(self, xs, training=False):
         self._xs = list(xs)
-        self._y = self.merge(self._xs, None)
+        self._y = self.ops.row_dot(xs[0], xs[1], out=self.workspace("y", (xs[0].shape[0], 1)))
         return self._y
 
     def input_gradient(self, dy, index):
