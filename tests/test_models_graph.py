@@ -372,3 +372,20 @@ def test_input_dtype_sets_the_model_dtype():
         Model(inputs=[a, b], outputs=Add()([Dense(2)(a), Dense(2)(b)]))
     with pytest.raises(ValueError, match="one dtype"):
         Model(inputs=b, outputs=Dense(2)(b), dtype="float64")
+
+
+def test_the_gradient_hook_reports_each_layer_once_after_every_later_layer():
+    """Data-parallel buckets rely on it: when a layer reports, the gradients of every layer after
+    it in ``layers`` (the flat buffer's order) are complete, shared layers' sums included."""
+    model = two_input_model()
+    model.compile(optimizer="sgd", loss=["categorical_crossentropy", "mse"])
+    xa, xb, y_cls, y_reg = two_input_data(n=8)
+    reported = []
+    model.gradient_hook = lambda layer: reported.append(layer)
+    model.backpropagate(model.forward(model.prepare_x(ops, [xa, xb]), training=True),
+                        model.prepare_y(ops, [y_cls, y_reg]))
+    assert len(reported) == len({id(layer) for layer in reported})
+    order = {id(layer): i for i, layer in enumerate(model.layers)}
+    assert {layer.name for layer in reported} >= {layer.name for layer in model.layers if layer.count_params()}
+    positions = [order[id(layer)] for layer in reported]
+    assert positions == sorted(positions, reverse=True)
