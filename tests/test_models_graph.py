@@ -389,3 +389,8 @@ def test_the_gradient_hook_reports_each_layer_once_after_every_later_layer():
     assert {layer.name for layer in reported} >= {layer.name for layer in model.layers if layer.count_params()}
     positions = [order[id(layer)] for layer in reported]
     assert positions == sorted(positions, reverse=True)
+
+
+def test_training_cannot_be_fixed_in_a_symbolic_call():
+    with pytest.raises(ValueError, match="training= cannot be fixed"):
+        Dropout(0.5)(Input(shape=(3,)), training=True)

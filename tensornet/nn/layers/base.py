@@ -162,11 +162,16 @@ class Layer:
         """Drop the reusable buffers (they are allocated again at the next call)."""
         self._workspaces = {}
 
-    def __call__(self, x, training=False):
-        """On symbolic tensors: record a node of a graph model and return its symbolic output.
-        On arrays: apply the layer to a batch (building it on first use)."""
+    def __call__(self, x, training=None):
+        """On symbolic tensors: record a node of a graph model and return its symbolic output
+        (the model's ``fit`` / ``predict`` decide ``training``). On arrays: apply the layer to a
+        batch (building it on first use), in training mode when ``training`` is true."""
         if is_symbolic(x):
+            if training is not None:
+                raise ValueError(f"layer {self.name!r}: training= cannot be fixed in a graph model's call; fit "
+                                 "trains every layer and evaluate / predict run them in inference mode")
             return call_symbolic(self, x)
+        training = bool(training)
         ops = self.ops or get_backend()
         xs = [ops.asarray(a) for a in x] if self.merges else [ops.asarray(x)]
         if not self.built:
