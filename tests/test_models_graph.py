@@ -394,3 +394,15 @@ def test_the_gradient_hook_reports_each_layer_once_after_every_later_layer():
 def test_training_cannot_be_fixed_in_a_symbolic_call():
     with pytest.raises(ValueError, match="training= cannot be fixed"):
         Dropout(0.5)(Input(shape=(3,)), training=True)
+
+
+def test_an_output_that_another_layer_reads_gets_both_gradients():
+    a = Input(shape=(4,))
+    h = Dense(3, activation="softmax", name="inner")(a)  # an output, and read by "outer"
+    model = Model(inputs=a, outputs=[h, Dense(2, name="outer")(h)], dtype="float64", seed=3)
+    model.compile(optimizer="sgd", loss=["categorical_crossentropy", "mse"], loss_weights=[0.6, 1.0])
+    assert model.heads[0].fused is None  # its gradient also comes from "outer": no logits shortcut
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(5, 4))
+    y = model.prepare_y(ops, [np.eye(3)[rng.integers(0, 3, 5)], rng.normal(size=(5, 2))])
+    graph_gradient_check(model, x, y)
