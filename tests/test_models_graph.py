@@ -9,6 +9,7 @@ from helpers import check_gradient, numpy_backend, numpy_ops  # noqa: F401 (auto
 
 from tensornet.layers import Add, Concatenate, Dense, Dropout, Input, InputLayer, Multiply, Subtract
 from tensornet.models import Model, Sequential
+from tensornet.optimizers import SGD
 
 ops = numpy_ops()
 
@@ -406,3 +407,23 @@ def test_an_output_that_another_layer_reads_gets_both_gradients():
     x = rng.normal(size=(5, 4))
     y = model.prepare_y(ops, [np.eye(3)[rng.integers(0, 3, 5)], rng.normal(size=(5, 2))])
     graph_gradient_check(model, x, y)
+
+
+def test_a_graph_chain_trains_through_the_whole_step_kernel_like_sequential():
+    rng = np.random.default_rng(0)
+    x = rng.random((512, 784), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(512) % 10]
+    a = Input(shape=(784,))
+    graph = Model(inputs=a, outputs=Dense(10, activation="softmax")(Dense(512, activation="relu")(a)), seed=1)
+    seq = Sequential([Dense(512, activation="relu", input_shape=(784,)), Dense(10, activation="softmax")], seed=1)
+    for model in (graph, seq):
+        model.compile(optimizer=SGD(lr=0.01, momentum=0.9), loss="categorical_crossentropy", metrics=["accuracy"])
+    seq.set_weights(graph.get_weights())
+    h_seq = seq.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False)
+    if seq.step_path != "compiled":
+        pytest.skip(f"no whole-step kernel here: {seq.step_path}")
+    h_graph = graph.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False)
+    assert graph.step_path == "compiled"
+    assert h_graph.history == h_seq.history
+    for w_graph, w_seq in zip(graph.get_weights(), seq.get_weights()):
+        np.testing.assert_array_equal(w_graph, w_seq)
