@@ -5,7 +5,8 @@ The package is layered, and imports point one way (import-linter checks it; pypr
     cli -> models -> training -> nn | optim | datasets | utils -> io -> backend -> kernels/*.cu
 
 - ``cli``: ``tensornet train`` and ``tensornet info`` (beside it ``interop`` and ``plot``);
-- ``models``: ``Sequential``, saving and loading models and checkpoints;
+- ``models``: ``Model`` (graphs of layer calls, the functional API) and ``Sequential`` (its chain
+  case), saving and loading models and checkpoints;
 - ``training``: the fit / evaluate / predict loop, callbacks, checkpoint files, progress, the
   divergence guard, SIGINT handling;
 - ``nn``: layers, activations, losses, metrics, initializers, the flat parameter buffer;
@@ -21,12 +22,12 @@ from .version import __version__
 from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models,
                optimizers, schedules, utils)
 from .backend import get_backend, set_backend, use_backend
-from .models import Sequential
+from .models import Model, Sequential
 
 _LAZY = ("datasets", "interop", "plot")
 
 __all__ = ["activations", "backend", "callbacks", "initializers", "layers", "losses", "metrics",
-           "models", "optimizers", "schedules", "utils", *_LAZY, "Sequential", "get_backend",
+           "models", "optimizers", "schedules", "utils", *_LAZY, "Model", "Sequential", "get_backend",
            "set_backend", "use_backend", "__version__"]
 
 

@@ -1,5 +1,9 @@
 """Layers with Keras' names and arguments: the Keras import path ``tensornet.layers``, re-exported
 from :mod:`tensornet.nn.layers`."""
 from .nn.layers import (Activation, BatchNormalization, Dense, Dropout, Flatten, Layer)
+from .nn.layers import (Add, Average, Concatenate, Dot, Input, InputLayer, Maximum, Merge, Minimum, Multiply,
+                        Subtract)
 
-__all__ = ['Activation', 'BatchNormalization', 'Dense', 'Dropout', 'Flatten', 'Layer']
+__all__ = ['Activation', 'BatchNormalization', 'Dense', 'Dropout', 'Flatten', 'Layer',
+           'Input', 'InputLayer', 'Add', 'Average', 'Concatenate', 'Dot', 'Maximum', 'Merge', 'Minimum',
+           'Multiply', 'Subtract']

@@ -22,6 +22,7 @@ NUMERIC_MODULES = (
     "test_layers_flatten.py", "test_layers_dropout.py", "test_layers_batch_normalization.py", "test_models.py", "test_optimizers.py",
     "test_optimizers_torch_parity.py", "test_schedules.py", "test_initializers.py", "test_metrics.py",
     "test_utils.py",
+    "test_layers_merge.py", "test_models_graph.py",
 )
 
 

@@ -12,6 +12,7 @@ import numpy
 from ..backend import get_backend
 from ..nn.layers.base import check_shape
 from .configs import layer_classes, layer_from_config
+from .graph_files import planned_graph_weights
 
 
 class LoadError(ValueError):
@@ -93,7 +94,7 @@ def check_model_archive(path, header, arrays, custom_objects=None, compile=True)
     if header.get("kind") != "model":
         raise LoadError(f"{path!r} holds weights only; build the model and call load_weights")
     spec = header["model"]
-    require(spec["class"] == "Sequential", f"unknown model class {spec['class']!r}")
+    require(spec["class"] in ("Sequential", "Model"), f"unknown model class {spec['class']!r}")
     require(isinstance(spec["layers"], list), f"the model's layers are {spec['layers']!r}, not a list")
     known, custom = layer_classes(), custom_objects or {}
     for item in spec["layers"]:
@@ -119,6 +120,10 @@ def check_model_archive(path, header, arrays, custom_objects=None, compile=True)
         if state is not None:
             _check_rng_state(state)
     layers = [layer_from_config(item["class"], item["config"], custom_objects) for item in spec["layers"]]
+    if spec["class"] == "Model":  # a graph model is built at construction, for its inputs' shapes
+        _check_graph_spec(spec["graph"], len(layers))
+        _check_stored_weights(header, arrays, *planned_graph_weights(spec["graph"], layers))
+        return
     # the shape model_from_archive builds for: compile builds a model whose first layer knows its
     # input shape; otherwise a model saved built is built for its saved input shape
     input_shape = layers[0].input_shape if compiled is not None and layers else None
@@ -126,6 +131,22 @@ def check_model_archive(path, header, arrays, custom_objects=None, compile=True)
         input_shape = spec["input_shape"]
     if input_shape is not None:
         _check_stored_weights(header, arrays, *_planned_weights(layers, input_shape))
+
+
+def _check_graph_spec(graph, count):
+    """Every layer index in range and every slot read after it is written (no arrays involved)."""
+    written = set()
+    for layer_index, slot in graph["inputs"]:
+        require(isinstance(layer_index, int) and 0 <= layer_index < count, f"graph input layer {layer_index!r} "
+                f"is not one of the {count} layers")
+        written.add(slot)
+    for layer_index, inputs, output in graph["steps"]:
+        require(isinstance(layer_index, int) and 0 <= layer_index < count, f"graph step layer {layer_index!r} "
+                f"is not one of the {count} layers")
+        require(isinstance(inputs, list) and inputs and all(slot in written for slot in inputs),
+                f"graph step of layer {layer_index} reads {inputs!r} before they are made")
+        written.add(output)
+    require(all(slot in written for slot in graph["outputs"]), f"graph outputs {graph['outputs']!r} are not made")
 
 
 def check_weights_fit(path, model, header, arrays):

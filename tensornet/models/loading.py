@@ -1,4 +1,5 @@
-"""Models rebuilt from files: :func:`load_model` (a file written by ``Sequential.save``) and
+"""Models rebuilt from files: :func:`load_model` (a file written by ``Model.save`` or
+``Sequential.save``) and
 :func:`load_checkpoint` (one written by the ``Checkpoints`` callback, with where its epoch stood)."""
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from ..training.checkpoints import ResumePoint
 from .archive_checks import check_model_archive, malformed_file
 from .configs import layer_from_config, optimizer_from_config, restore_rng
 from .saving import set_layer_states, weights_list
+from .graph_files import rebuild_graph
+from .model import Model
 from .sequential import Sequential
 
 
@@ -37,14 +40,20 @@ def model_from_archive(header, arrays, path, custom_objects=None, compile=True):
 def _build_model(header, arrays, custom_objects=None, compile=True):
     spec = header["model"]
     layers = [layer_from_config(item["class"], item["config"], custom_objects) for item in spec["layers"]]
-    model = Sequential(layers, name=spec["name"], dtype=spec["dtype"], seed=spec["seed"])
+    if spec["class"] == "Model":
+        inputs, outputs = rebuild_graph(spec["graph"], layers)
+        model = Model(inputs=inputs, outputs=outputs, name=spec["name"], dtype=spec["dtype"], seed=spec["seed"])
+    else:
+        model = Sequential(layers, name=spec["name"], dtype=spec["dtype"], seed=spec["seed"])
     compiled = header.get("compile") if compile else None
     if compiled is not None:
         optimizer_spec = header.get("optimizer")
         optimizer = (optimizer_from_config(optimizer_spec, custom_objects) if optimizer_spec is not None
                      else "rmsprop")
-        model.compile(optimizer=optimizer, loss=losses.from_config(compiled["loss"]), metrics=compiled["metrics"],
-                      jit_compile=compiled.get("jit_compile", "auto"))
+        loss = compiled["loss"]
+        loss = [losses.from_config(item) for item in loss] if isinstance(loss, list) else losses.from_config(loss)
+        model.compile(optimizer=optimizer, loss=loss, metrics=compiled["metrics"],
+                      loss_weights=compiled.get("loss_weights"), jit_compile=compiled.get("jit_compile", "auto"))
     if spec["built"] and not model.built:
         model.build(tuple(spec["input_shape"]))
     if model.built and header.get("weights") is not None:

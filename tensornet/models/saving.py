@@ -5,7 +5,8 @@ A saved model is one ``.npz`` file (a zip of ``.npy`` arrays, read back by the b
 the file before allocating) holding:
 
 - ``header``: a JSON document (as uint8 bytes) with the architecture (each layer's class and
-  config), the compile settings (loss, metrics, jit_compile), the optimizer's class, hyper-parameters,
+  config, and for a graph model its topology, :mod:`.graph_files`), the compile settings (loss,
+  metrics and loss weights, per output for several outputs; jit_compile), the optimizer's class, hyper-parameters,
   learning-rate schedule, step count, learning-rate multiplier and scalar state, the random
   generators' states (the model's, and any layer's own), the epochs completed, the history
   so far, and an index of every array (name, dtype, shape);
@@ -33,6 +34,7 @@ from ..version import __version__
 from ..io.archive import FORMAT, VERSION, read_archive, write_archive
 from .archive_checks import check_weights_fit, malformed_file
 from .configs import optimizer_config, rng_state
+from .graph_files import graph_spec
 from .history import full_history
 
 
@@ -57,15 +59,26 @@ def model_header_and_arrays(model, include_optimizer=True, weights_only=False):
                        "input_shape": list(model.input_shape) if model.input_shape is not None else None,
                        "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
                                   for layer in model.layers]}
+    if getattr(model, "topology", None) is not None:
+        header["model"]["graph"] = graph_spec(model)
     if weights_only:
         return header, arrays
     header["compile"] = None
     if model.compiled:
-        metric_ids = list(getattr(model, "_metric_ids", []))
+        heads = model.heads
+        metric_ids = [m for head in heads for m in head.metric_ids] if heads else list(model._metric_ids)
         for metric in metric_ids:
             if not isinstance(metric, str):
                 raise ValueError(f"cannot save metric {metric!r}: only metric names can be saved")
-        header["compile"] = {"loss": model.loss.get_config(), "metrics": metric_ids, "jit_compile": model.jit_compile}
+        if not heads:  # a Sequential model compiled before its shapes are known
+            compiled = {"loss": model.loss.get_config(), "metrics": metric_ids}
+        elif len(heads) == 1:
+            compiled = {"loss": heads[0].loss.get_config(), "metrics": list(heads[0].metric_ids)}
+        else:  # one entry per output, in output order
+            compiled = {"loss": [head.loss.get_config() for head in heads],
+                        "metrics": [list(head.metric_ids) for head in heads]}
+        header["compile"] = {**compiled, "loss_weights": [head.weight for head in heads] or None,
+                             "jit_compile": model.jit_compile}
     header["optimizer"] = None
     if model.compiled and include_optimizer:
         spec = optimizer_config(model.optimizer)

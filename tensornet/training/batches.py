@@ -83,14 +83,15 @@ class BatchGathering:
 
     def _data_ops(self, x):
         """The backend the training arrays are prepared on: the model's, or the host (NumPy)
-        when they would take more than the device's ``memory_budget()`` (then ``fit`` streams
-        them in chunks)."""
+        when they (every input of a model with several) would take more than the device's
+        ``memory_budget()`` (then ``fit`` streams them in chunks)."""
         ops, host = self.model.ops, get_backend("numpy")
         budget = ops.memory_budget()
-        already_on_device = ops.is_array(x) and not host.is_array(x)
-        if budget is None or already_on_device or not hasattr(x, "size"):
+        arrays = list(x.values()) if isinstance(x, dict) else list(x) if isinstance(x, (list, tuple)) else [x]
+        already_on_device = any(ops.is_array(a) and not host.is_array(a) for a in arrays)
+        if budget is None or already_on_device or not all(hasattr(a, "size") for a in arrays):
             return ops
-        needed = int(x.size) * ops.dtype(self.model.dtype).itemsize
+        needed = sum(int(a.size) for a in arrays) * ops.dtype(self.model.dtype).itemsize
         return host if needed > budget else ops
 
     def _on_device(self, array):

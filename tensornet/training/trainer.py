@@ -30,8 +30,7 @@ from .divergence import FiniteGuard
 from .epoch import EpochPosition, EpochTotals
 from .errors import TrainingInterrupted
 from .interrupts import InterruptRequests
-from .inputs import (check_positive_int, check_same_length, check_verbose, prepare_inputs,
-                     prepare_targets)
+from .inputs import check_positive_int, check_same_length, check_verbose
 from .memory import out_of_memory_error
 from .progress import ProgressLogger, format_logs, print_path_note
 
@@ -59,7 +58,12 @@ def _finishes(loop):
 
 
 class Trainer(BatchGathering):
-    """Runs a compiled :class:`~tensornet.models.Sequential` over arrays."""
+    """Runs a compiled model (:class:`~tensornet.models.Model`, ``Sequential`` included) over arrays.
+
+    The model hands the loop one input array and one target array (``model.prepare_x`` /
+    ``prepare_y``: a model with several inputs or outputs packs them into one table each, see
+    :mod:`tensornet.models.packing`), so shuffling, batching, streaming, data parallelism and
+    checkpoints see one array of each."""
 
     def __init__(self, model):
         self.model = model
@@ -182,7 +186,7 @@ class Trainer(BatchGathering):
         if ops is None:
             ops = get_backend()
         keep_on_device = ops.is_array(x) and ops.name != "numpy"
-        x_arr = prepare_inputs(ops, x, model.input_shape, model.dtype, "x")
+        x_arr = model.prepare_x(ops, x, "x")
         if not model.built:
             model.build(tuple(x_arr.shape[1:]))
         result = ops.empty((x_arr.shape[0],) + tuple(model.output_shape), model.dtype)
@@ -347,10 +351,10 @@ class Trainer(BatchGathering):
         """Checked arrays on ``ops`` (default: the model's backend)."""
         model = self.model
         ops = ops or model.ops
-        x = prepare_inputs(ops, x, model.input_shape, model.dtype, x_name)
+        x = model.prepare_x(ops, x, x_name)
         if not model.built:
             model.build(tuple(x.shape[1:]))
-        y = prepare_targets(ops, y, model.loss, model.output_shape, model.dtype, y_name)
+        y = model.prepare_y(ops, y, y_name)
         check_same_length(x, y, x_name, y_name)
         return x, y
 

@@ -6,6 +6,7 @@ import re
 
 from ...backend import floatx, get_backend
 from ...backend.config import check_float_dtype
+from .symbolic import call_symbolic, is_symbolic
 
 _name_counts: dict[str, int] = {}
 
@@ -41,7 +42,15 @@ class Layer:
     Weights live in a model's flat :class:`~tensornet.nn.parameters.ParameterStore`; a layer used
     on its own gets them from a private store at ``build``. ``forward`` returns a buffer the
     layer reuses on its next call of the same batch size: copy it to keep it.
+
+    Called on a symbolic tensor (``Input(...)`` or another layer's symbolic output) a layer
+    computes nothing: it records a node of a graph model (:mod:`.symbolic`). A layer with
+    ``merges = True`` takes a list of inputs: ``forward`` gets a list of arrays, ``backward``
+    returns a list of gradients and ``compute_output_shape`` gets a list of shapes.
     """
+
+    #: Whether the layer combines a list of inputs (the merge layers) rather than one.
+    merges = False
 
     def __init__(self, name=None, input_shape=None, input_dim=None, dtype=None, trainable=True):
         if input_dim is not None:
@@ -61,12 +70,20 @@ class Layer:
         self.gradients = {}
         self._specs = []
         self._workspaces = {}
+        #: The nodes of graph models this layer was called in (one per call on symbolic tensors).
+        self.inbound_nodes = []
+        #: The input shape(s) its symbolic calls took (every call takes the same), or None.
+        self.node_input_shapes = None
 
     # --------------------------------------------------------------- building
     def build(self, input_shape, ops=None, dtype=None):
         """Fix the input shape (without the batch axis), the backend and the dtype, and
         declare the weights. A model then attaches them to its flat store."""
-        self.input_shape = check_shape(input_shape, f"input shape of layer {self.name!r}")
+        if self.merges:
+            self.input_shape = [check_shape(shape, f"input shape {i} of layer {self.name!r}")
+                                for i, shape in enumerate(input_shape)]
+        else:
+            self.input_shape = check_shape(input_shape, f"input shape of layer {self.name!r}")
         self.ops = ops or self.ops or get_backend()
         self.dtype = dtype or self.dtype or floatx()
         self._specs = []
@@ -145,17 +162,48 @@ class Layer:
         """Drop the reusable buffers (they are allocated again at the next call)."""
         self._workspaces = {}
 
-    def __call__(self, x, training=False):
-        """Apply the layer to a batch (building it on first use)."""
+    def __call__(self, x, training=None):
+        """On symbolic tensors: record a node of a graph model and return its symbolic output
+        (the model's ``fit`` / ``predict`` decide ``training``). On arrays: apply the layer to a
+        batch (building it on first use), in training mode when ``training`` is true."""
+        if is_symbolic(x):
+            if training is not None:
+                raise ValueError(f"layer {self.name!r}: training= cannot be fixed in a graph model's call; fit "
+                                 "trains every layer and evaluate / predict run them in inference mode")
+            return call_symbolic(self, x)
+        training = bool(training)
         ops = self.ops or get_backend()
-        x = ops.asarray(x)
+        xs = [ops.asarray(a) for a in x] if self.merges else [ops.asarray(x)]
         if not self.built:
             from ..parameters import ParameterStore
 
-            self.build(x.shape[1:], ops=ops, dtype=self.dtype or floatx())
+            shapes = [a.shape[1:] for a in xs]
+            self.build(shapes if self.merges else shapes[0], ops=ops, dtype=self.dtype or floatx())
             ParameterStore(ops, [self])
             self.initialize(ops.rng(None))
-        return self.forward(ops.asarray(x, dtype=self.dtype), training=training)
+        xs = [ops.asarray(a, dtype=self.dtype) for a in xs]
+        return self.forward(xs if self.merges else xs[0], training=training)
+
+    # --------------------------------------------------------------- weights, Keras' way
+    def get_weights(self):
+        """Host (NumPy) copies of this layer's weights in declaration order (Dense: kernel
+        (in, out), then bias); empty before the layer is built."""
+        return [self.ops.to_numpy(self.weights[name]).copy() for name, _, _ in self._specs if name in self.weights]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (a list like :meth:`get_weights` returns) into the layer's weights,
+        in place (a model's flat buffer sees them); counts and shapes are checked."""
+        weights = list(weights)
+        if len(weights) != len(self._specs) or any(name not in self.weights for name, _, _ in self._specs):
+            raise ValueError(f"layer {self.name!r} holds {len(self._specs)} weight array(s) "
+                             f"({', '.join(name for name, _, _ in self._specs) or 'none'}); set_weights got "
+                             f"{len(weights)}" + ("" if self.built else " (build the layer or its model first)"))
+        for (name, shape, _), value in zip(self._specs, weights):
+            value = self.ops.asarray(value if self.ops.is_array(value) else self.ops.to_numpy(value))
+            if tuple(value.shape) != tuple(shape):
+                raise ValueError(f"set_weights: {self.name}/{name} must have shape {tuple(shape)}; "
+                                 f"got {tuple(value.shape)}")
+            self.weights[name][...] = value
 
     # --------------------------------------------------------------- state beside the weights
     #: The layer's own random generator (Dropout's mask stream), or None. Saved with the model,
@@ -169,7 +217,7 @@ class Layer:
 
     def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable}
-        if self.input_shape is not None:
+        if self.input_shape is not None and not self.merges:  # (a merge's shapes come from its graph)
             config["input_shape"] = list(self.input_shape)
         return config
 
