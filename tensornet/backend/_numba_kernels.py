@@ -158,19 +158,39 @@ def _adadelta_update(w, g, eg, edx, lr, rho, one_minus_rho, epsilon):
         w[i] = w[i] - lr * d
 
 
+@inline
+def adam_moments(g, m, v, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2):
+    """Adam's moments of one weight: ``(m b1 + (1 - b1) g, v b2 + ((1 - b2) g) g)``."""
+    return m * beta_1 + one_minus_beta_1 * g, v * beta_2 + (one_minus_beta_2 * g) * g
+
+
+@inline
+def adam_step(w, m, v, alpha, epsilon):
+    """Adam's step of one weight: ``w - (alpha m) / (sqrt(v) + eps)``."""
+    return w - (alpha * m) / (np.sqrt(v) + epsilon)
+
+
+@inline
+def adam_update_slice(w, g, m, v, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon):
+    """:func:`adam_moments` and :func:`adam_step` over 1-d slices, serially (no AMSGrad)."""
+    for i in range(w.shape[0]):
+        mi, vi = adam_moments(g[i], m[i], v[i], beta_1, one_minus_beta_1, beta_2, one_minus_beta_2)
+        m[i] = mi
+        v[i] = vi
+        w[i] = adam_step(w[i], mi, vi, alpha, epsilon)
+
+
 def _adam_update(w, g, m, v, v_max, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, amsgrad):
     """m = m b1 + (1 - b1) g;  v = v b2 + ((1 - b2) g) g;  (v_max = max(v_max, v));
     w -= (alpha m) / (sqrt(v) + eps), alpha = lr sqrt(1 - b2^(t+1)) / (1 - b1^(t+1))."""
     for i in prange(w.shape[0]):
-        gi = g[i]
-        mi = m[i] * beta_1 + one_minus_beta_1 * gi
+        mi, vi = adam_moments(g[i], m[i], v[i], beta_1, one_minus_beta_1, beta_2, one_minus_beta_2)
         m[i] = mi
-        vi = v[i] * beta_2 + (one_minus_beta_2 * gi) * gi
         v[i] = vi
         if amsgrad:
             vi = _nan_max(v_max[i], vi)
             v_max[i] = vi
-        w[i] = w[i] - (alpha * mi) / (np.sqrt(vi) + epsilon)
+        w[i] = adam_step(w[i], mi, vi, alpha, epsilon)
 
 
 def _adamax_update(w, g, m, u, lr_corrected, beta_1, one_minus_beta_1, beta_2, epsilon):

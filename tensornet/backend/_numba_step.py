@@ -49,21 +49,28 @@ from numba import carray, types
 from numba.extending import intrinsic
 
 from ._numba_blas import _gemm_lp64, run_jobs
-from ._numba_kernels import (backprop_relu_slice, bias_add_row, bias_relu_row, bias_softmax_row, relu_row,
-                             sgd_update_slice, softmax_cross_entropy_row, softmax_cross_entropy_sparse_row)
+from ._numba_kernels import (adam_update_slice, backprop_relu_slice, bias_add_row, bias_relu_row, bias_softmax_row,
+                             relu_row, sgd_update_slice, softmax_cross_entropy_row, softmax_cross_entropy_sparse_row)
 from .blas_library import NO_TRANS, TRANS
 
 #: Columns of a layer's row in ``table``.
 W_OFFSET, B_OFFSET, FAN_IN, UNITS, OUT_OFFSET, RELU = range(6)
 
 #: Slots of a job's int64 argument block: the addresses of the arrays (``FLOATS``: a float64
-#: block holding lr, momentum, weight decay and tiny), then sizes and switches.
-ARGS = ("GEMM", "X", "Y", "LABELS", "PARAMS", "GRADS", "VELOCITY", "TABLE", "ACTS", "DZ", "PROBS", "LOSSES",
-        "FLOATS", "BATCH", "FAN_IN0", "Y_ROWS", "Y_COLS", "LABEL_COUNT", "LAYERS", "PARAM_SIZE", "VELOCITY_SIZE",
-        "ACT_SIZE", "SPARSE", "MODE", "HAS_DECAY", "UPDATE")
-(GEMM, X, Y, LABELS, PARAMS, GRADS, VELOCITY, TABLE, ACTS, DZ, PROBS, LOSSES, FLOATS, BATCH, FAN_IN0, Y_ROWS,
- Y_COLS, LABEL_COUNT, LAYERS, PARAM_SIZE, VELOCITY_SIZE, ACT_SIZE, SPARSE, MODE, HAS_DECAY, UPDATE) = range(len(ARGS))
-LR, MOMENTUM, WEIGHT_DECAY, TINY = range(4)
+#: block, :data:`FLOAT_SLOTS`), then sizes and switches. ``RULE`` is the update: 0, 1, 2 the
+#: ``sgd`` kernel's modes (plain, momentum, Nesterov: ``VELOCITY``), 3 Adam (``M``, ``V``).
+ARGS = ("GEMM", "X", "Y", "LABELS", "PARAMS", "GRADS", "VELOCITY", "M", "V", "TABLE", "ACTS", "DZ", "PROBS",
+        "LOSSES", "FLOATS", "BATCH", "FAN_IN0", "Y_ROWS", "Y_COLS", "LABEL_COUNT", "LAYERS", "PARAM_SIZE",
+        "STATE_SIZE", "ACT_SIZE", "SPARSE", "RULE", "HAS_DECAY", "UPDATE")
+(GEMM, X, Y, LABELS, PARAMS, GRADS, VELOCITY, M, V, TABLE, ACTS, DZ, PROBS, LOSSES, FLOATS, BATCH, FAN_IN0, Y_ROWS,
+ Y_COLS, LABEL_COUNT, LAYERS, PARAM_SIZE, STATE_SIZE, ACT_SIZE, SPARSE, RULE, HAS_DECAY, UPDATE) = range(len(ARGS))
+#: Slots of the float64 block: SGD's scalars, then Adam's (``ALPHA`` = lr sqrt(1 - b2^(t+1)) / (1 - b1^(t+1))).
+FLOAT_SLOTS = ("LR", "MOMENTUM", "WEIGHT_DECAY", "TINY", "ALPHA", "BETA_1", "ONE_MINUS_BETA_1", "BETA_2",
+               "ONE_MINUS_BETA_2", "EPSILON")
+LR, MOMENTUM, WEIGHT_DECAY, TINY, ALPHA, BETA_1, ONE_MINUS_BETA_1, BETA_2, ONE_MINUS_BETA_2, EPSILON = \
+    range(len(FLOAT_SLOTS))
+#: ``RULE`` of Adam.
+ADAM = 3
 
 #: The parameters' scalar type in :func:`rows_pass` and :func:`weights_pass`: :func:`jobs`
 #: compiles a copy of each per dtype with ``DTYPE`` bound to that dtype's type.
@@ -166,19 +173,22 @@ def rows_pass(t, data, threads):
 
 def weights_pass(t, data, threads):
     """Part 2 of the step for thread ``t`` of ``threads``: rows k0:k1 of every weight gradient,
-    columns c0:c1 of every bias gradient, then (``UPDATE``) the SGD update of exactly those, its
-    scalars cast to ``DTYPE``."""
+    columns c0:c1 of every bias gradient, then (``UPDATE``) the update (``RULE``: SGD or Adam) of
+    exactly those, its scalars cast to ``DTYPE``."""
     args = carray(data, (len(ARGS),), np.int64)
     batch, layers, gemm = args[BATCH], args[LAYERS], args[GEMM]
     table = carray(_pointer(args[TABLE]), (layers, 6), np.int64)
     params = carray(_pointer(args[PARAMS]), (args[PARAM_SIZE],), DTYPE)
     grads = carray(_pointer(args[GRADS]), (args[PARAM_SIZE],), DTYPE)
-    velocity = carray(_pointer(args[VELOCITY]), (args[VELOCITY_SIZE],), DTYPE)
+    velocity = carray(_pointer(args[VELOCITY]), (args[STATE_SIZE],), DTYPE)
+    m = carray(_pointer(args[M]), (args[STATE_SIZE],), DTYPE)
+    v = carray(_pointer(args[V]), (args[STATE_SIZE],), DTYPE)
     dz = carray(_pointer(args[DZ]), (args[ACT_SIZE],), DTYPE)
-    floats = carray(_pointer(args[FLOATS]), (4,), np.float64)
-    lr, momentum, weight_decay, tiny = DTYPE(floats[LR]), DTYPE(floats[MOMENTUM]), DTYPE(floats[WEIGHT_DECAY]), \
-        DTYPE(floats[TINY])
-    mode, has_decay = args[MODE], args[HAS_DECAY] != 0
+    f = carray(_pointer(args[FLOATS]), (len(FLOAT_SLOTS),), np.float64)
+    lr, momentum, weight_decay, tiny = DTYPE(f[LR]), DTYPE(f[MOMENTUM]), DTYPE(f[WEIGHT_DECAY]), DTYPE(f[TINY])
+    alpha, beta_1, one_minus_beta_1 = DTYPE(f[ALPHA]), DTYPE(f[BETA_1]), DTYPE(f[ONE_MINUS_BETA_1])
+    beta_2, one_minus_beta_2, epsilon = DTYPE(f[BETA_2]), DTYPE(f[ONE_MINUS_BETA_2]), DTYPE(f[EPSILON])
+    rule, has_decay = args[RULE], args[HAS_DECAY] != 0
     item = params.itemsize
     one, zero = DTYPE(1), DTYPE(0)
     x_addr, g_addr, a_addr, d_addr = args[X], args[GRADS], args[ACTS], args[DZ]
@@ -196,14 +206,15 @@ def weights_pass(t, data, threads):
         w_off, b_off, k, n, out, relu = table[l]
         k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
         c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
-        lo, hi = w_off + k0 * n, w_off + k1 * n
-        if hi > lo:
-            sgd_update_slice(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode,
-                             has_decay, tiny)
-        lo, hi = b_off + c0, b_off + c1
-        if b_off >= 0 and hi > lo:
-            sgd_update_slice(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode,
-                             has_decay, tiny)
+        for lo, hi in ((w_off + k0 * n, w_off + k1 * n), (b_off + c0, b_off + c1 if b_off >= 0 else b_off + c0)):
+            if hi <= lo:
+                continue
+            if rule == ADAM:
+                adam_update_slice(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], alpha, beta_1, one_minus_beta_1,
+                                  beta_2, one_minus_beta_2, epsilon)
+            else:
+                sgd_update_slice(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, rule,
+                                 has_decay, tiny)
 
 
 _JOBS = {}
@@ -213,36 +224,40 @@ def jobs(dtype):
     """The addresses of the two jobs for parameters of ``dtype`` (float32 or float64), compiled
     (or read from the disk cache) on the first call for that dtype: :func:`rows_pass` and
     :func:`weights_pass` with ``DTYPE`` bound to it, each compiled once, as the C callback itself
-    (a distinct name per dtype keeps their disk caches apart)."""
+    (a distinct name per dtype keeps their disk caches apart; the update's divisions follow
+    NumPy's error model, x / 0 = inf, as the layered update kernels do)."""
     name = np.dtype(dtype).name
     if name not in _JOBS:
         compiled = []
-        for fn in (rows_pass, weights_pass):
+        for fn, options in ((rows_pass, {}), (weights_pass, {"error_model": "numpy"})):
             clone = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, DTYPE=np.dtype(name).type),
                                          f"{fn.__name__}_{name}", fn.__defaults__, fn.__closure__)
             clone.__qualname__, clone.__module__ = f"{fn.__qualname__}_{name}", fn.__module__
-            compiled.append(numba.cfunc(JOB, nopython=True, nogil=True, cache=True)(clone))
+            compiled.append(numba.cfunc(JOB, nopython=True, nogil=True, cache=True, **options)(clone))
         _JOBS[name] = (compiled, [job.address for job in compiled])
     return _JOBS[name][1]
 
 
-def mlp_sgd_step(gemm, x, y, labels, sparse, params, grads, velocity, table, acts, dz, probs, lr, momentum,
-                 weight_decay, mode, has_decay, tiny, losses, update):
-    """One SGD step of the network in ``table`` on the batch ``x`` (B, k0) with targets ``y``
-    (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in ``probs``,
-    the gradients in ``grads``, the update in ``params`` and ``velocity`` (the ``sgd`` kernel's
-    ``lr, momentum, weight_decay, mode, has_decay, tiny``; with ``update`` False the gradients are
-    made and nothing is updated); ``losses`` (float64, one per thread) receives each thread's
-    loss sum. Returns the loss summed over the batch. Every array must be C-contiguous: the
-    jobs read them in place."""
+def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, probs, losses, rule, floats, state,
+                   has_decay=False, update=True):
+    """One training step of the network in ``table`` on the batch ``x`` (B, k0) with targets
+    ``y`` (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in
+    ``probs``, the gradients in ``grads``, the update in ``params`` and the optimizer's ``state``
+    -- ``(velocity,)`` for SGD (``rule`` 0, 1, 2: the ``sgd`` kernel's mode; ``has_decay``: weight
+    decay), ``(m, v)`` for Adam (``rule`` :data:`ADAM`) -- with the scalars in ``floats``
+    (float64, :data:`FLOAT_SLOTS`). With ``update`` False the gradients are made and nothing is
+    updated. ``losses`` (float64, one per thread) receives each thread's loss sum; returns their
+    sum. Every array must be C-contiguous: the jobs read them in place."""
     rows_job, weights_job = jobs(params.dtype)
-    floats = np.array([lr, momentum, weight_decay, tiny], np.float64)
+    velocity, m, v = (state[0], params, params) if rule != ADAM else (params, state[0], state[1])
     args = np.array([gemm, x.ctypes.data, y.ctypes.data, labels.ctypes.data, params.ctypes.data, grads.ctypes.data,
-                     velocity.ctypes.data, table.ctypes.data, acts.ctypes.data, dz.ctypes.data, probs.ctypes.data,
-                     losses.ctypes.data, floats.ctypes.data, x.shape[0], x.shape[1], y.shape[0], probs.shape[1],
-                     labels.shape[0], table.shape[0], params.shape[0], velocity.shape[0], acts.shape[0],
-                     int(sparse), mode, int(has_decay), int(update)], np.int64)
-    threads = losses.shape[0]
-    run_jobs(np.uint64(rows_job), np.int32(threads), np.uint64(0), np.uint64(args.ctypes.data), np.int32(threads))
-    run_jobs(np.uint64(weights_job), np.int32(threads), np.uint64(0), np.uint64(args.ctypes.data), np.int32(threads))
+                     velocity.ctypes.data, m.ctypes.data, v.ctypes.data, table.ctypes.data, acts.ctypes.data,
+                     dz.ctypes.data, probs.ctypes.data, losses.ctypes.data, floats.ctypes.data, x.shape[0], x.shape[1],
+                     y.shape[0], probs.shape[1], labels.shape[0], table.shape[0], params.shape[0],
+                     min(velocity.shape[0], m.shape[0], v.shape[0]), acts.shape[0], int(sparse), rule,
+                     int(has_decay), int(update)], np.int64)
+    threads = np.int32(losses.shape[0])
+    block = np.uint64(args.ctypes.data)
+    run_jobs(np.uint64(rows_job), threads, np.uint64(0), block, threads)
+    run_jobs(np.uint64(weights_job), threads, np.uint64(0), block, threads)
     return losses.sum()
