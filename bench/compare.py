@@ -62,7 +62,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import GemmFloor, Stepper, StepTimer, gemm_flops, machine_info, paired_ratios, time_interleaved  # noqa: E402
+from harness import (GemmFloor, Stepper, StepTimer, gemm_flops, machine_info, paired_ratios,  # noqa: E402
+                     time_interleaved)
 from tensornet.layers import BatchNormalization, Dense, Dropout  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
 from tensornet.optimizers import SGD, Adam  # noqa: E402
@@ -335,7 +336,8 @@ def format_table(results, targets):
         res["target_met"] = ok
         step = (res.get("tensornet_step") or "").split(" (")[0]
         if "gemm_floor" in med:
-            cells = (f"{med['tensornet'] * 1e3:>8.3f}ms {med['torch'] * 1e3:>8.3f}ms {med['torch_fused'] * 1e3:>8.3f}ms "
+            cells = (f"{med['tensornet'] * 1e3:>8.3f}ms {med['torch'] * 1e3:>8.3f}ms "
+                     f"{med['torch_fused'] * 1e3:>8.3f}ms "
                      f"{res['ratio_vs_torch']:>6.2f} {res['ratio_vs_torch_fused']:>7.2f} "
                      f"{med['gemm_floor'] * 1e3:>7.3f}ms {res['gemm_share'] * 100:>5.0f}%")
         else:
