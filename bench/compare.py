@@ -1,25 +1,36 @@
-"""tensornet against PyTorch on the same MLP: same initial weights, same batches, one process.
+"""tensornet against PyTorch on the same networks: same initial weights, same batches, one process.
 
-For each size, three trainers start from identical weights -- tensornet (SGD, momentum 0.9),
-PyTorch with its default SGD (foreach) and PyTorch with ``SGD(fused=True)`` -- and are timed
-step by step, interleaved round by round (the order rotates each round; a trainer's block of
-steps is cut to about ``--block-seconds``), so that a burst of load from another process hits
-all of them alike. Before timing, the weights after three identical steps are compared (the
-two libraries must train the same network).
+Each step case trains one network three ways from identical weights -- tensornet through
+``fit``, PyTorch's idiomatic loop with the same optimizer's default implementation (foreach)
+and with its ``fused=True`` one -- timed step by step, interleaved round by round (the order
+rotates each round; a trainer's block of steps is cut to about ``--block-seconds``), so that a
+burst of load from another process hits all of them alike. Before timing, the weights after
+three identical steps are compared (the two libraries must train the same network: every weight
+within 1e-3; skipped where Dropout draws different masks on each side).
 
-Beside them the *GEMM floor*: only the matrix products one step needs (forward x W, backward
-x^T dz and dz W^T, the first layer's dx skipped), one after the other, through the BLAS
-tensornet's step uses (MKL where the ``mkl`` wheel is installed, else NumPy's), into
+Cases (float32, relu hidden layers, softmax and cross-entropy; SGD is lr 0.01 with Nesterov
+momentum 0.9, Adam lr 0.001 with epsilon 1e-12 on both sides: Keras' Adam adds epsilon before
+the bias correction, PyTorch's after, and only a negligible epsilon makes the two the same rule):
+
+- 784-512-512-10 at batch 128 with SGD and with Adam, 784-64-10 at batch 32, 784-2048-2048-10
+  at batch 256, and 784-512-512-10 with BatchNormalization and Dropout(0.2) after each hidden
+  layer (PyTorch: ``BatchNorm1d(eps=1e-3, momentum=0.01)``, Keras' defaults);
+- ``fmnist-epoch``: one whole Fashion-MNIST epoch (60,000 samples, batch 128, shuffled, loss and
+  accuracy) through ``fit`` against PyTorch's fastest idiomatic loop (a ``randperm`` each epoch,
+  batches taken by indexing the tensors, loss and accuracy summed as tensors: no ``.item()``
+  per batch) and, beside it, the ``DataLoader`` loop (``TensorDataset``, ``shuffle=True``).
+
+Beside the step cases the *GEMM floor*: only the matrix products one step needs (forward x W,
+backward x^T dz and dz W^T, the first layer's dx skipped), one after the other, through the
+BLAS tensornet's step uses (MKL where the ``mkl`` wheel is installed, else NumPy's), into
 preallocated outputs. ``share`` is floor / tensornet step: the part of the step that is BLAS
 work no framework can avoid.
 
-The epoch row trains one whole Fashion-MNIST epoch through ``fit`` (60,000 samples, batch
-128, shuffling, accuracy) against the idiomatic PyTorch loop (DataLoader over a
-TensorDataset, shuffle=True, loss and accuracy summed per batch).
-
     python bench/compare.py                    # every case: table + bench/results/<name>.{json,txt}
     python bench/compare.py --quick            # a smoke run (CI, bench/test_compare.py): tiny counts, no files
-    python bench/compare.py --device cuda      # tensornet on CuPy against PyTorch CUDA
+    python bench/compare.py --cases mlp-512-adam,fmnist-epoch --no-save
+
+GPU comparisons are bench/gpu_compare.py's (``--device cuda`` here says so).
 
 Each case runs in a fresh child process (``--in-process``: all in this one), so that no case
 inherits another's threads, allocations or caches.
@@ -28,11 +39,12 @@ tensornet's steps are timed where ``fit`` runs them, through the public API only
 steps is one ``fit`` call over that many batches (``shuffle=False``), and a callback records the
 wall-clock time from ``on_train_batch_begin`` to ``on_train_batch_end`` of each step (the first
 step of every block, which follows fit's set-up, is not timed). ``model.step_path`` says which
-step ``fit`` took (compiled or layered, and why).
+step ``fit`` took (compiled or layered, and why); each row prints it and whether its target
+(tensornet / PyTorch default, ratio of medians) is met.
 
-Timings: median of per-step wall-clock times (on a GPU each step ends with a synchronise).
-Beside each ratio of medians, the quartiles of the per-round ratio (tensornet's median step in a
-round over PyTorch's in the same round) show how far the host moved it within the run.
+Timings: median of per-step wall-clock times. Beside each ratio of medians, the quartiles of
+the per-round ratio (tensornet's median step in a round over PyTorch's in the same round) show
+how far the host moved it within the run.
 """
 from __future__ import annotations
 
@@ -50,25 +62,39 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import (GemmFloor, Stepper, StepTimer, format_table, gemm_flops, machine_info,  # noqa: E402
-                     paired_ratios, time_interleaved)
-from tensornet.layers import Dense  # noqa: E402
+from harness import (GemmFloor, Stepper, StepTimer, gemm_flops, machine_info, paired_ratios,  # noqa: E402
+                     time_interleaved)
+from tensornet.layers import BatchNormalization, Dense, Dropout  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
-from tensornet.optimizers import SGD  # noqa: E402
+from tensornet.optimizers import SGD, Adam  # noqa: E402
 
-LR, MOMENTUM = 0.01, 0.9
+LR, MOMENTUM, ADAM_LR, ADAM_EPSILON, DROPOUT = 0.01, 0.9, 0.001, 1e-12, 0.2
 
-#: (name, layer sizes, batch, target ratio against PyTorch's default SGD, minimum GEMM share)
+#: (name, layer sizes, batch, optimizer, hidden block, target ratio against PyTorch's default
+#: implementation of the optimizer)
 CASES = [
-    ("mlp-512", (784, 512, 512, 10), 128, 0.90, 0.80),
-    ("mlp-64", (784, 64, 10), 32, 0.50, None),
-    ("mlp-2048", (784, 2048, 2048, 10), 256, 0.95, None),
+    ("mlp-512", (784, 512, 512, 10), 128, "nesterov", "dense", 0.85),
+    ("mlp-512-adam", (784, 512, 512, 10), 128, "adam", "dense", 0.85),
+    ("mlp-64", (784, 64, 10), 32, "nesterov", "dense", 0.45),
+    ("mlp-2048", (784, 2048, 2048, 10), 256, "nesterov", "dense", 0.95),
+    ("mlp-512-bn-dropout", (784, 512, 512, 10), 128, "nesterov", "bn-dropout", 0.85),
 ]
-EPOCH_CASE = ("fmnist-epoch", (784, 512, 512, 10), 128, 0.90)
+#: (name, layer sizes, batch, optimizer, target ratio against PyTorch's randperm loop)
+EPOCH_CASE = ("fmnist-epoch", (784, 512, 512, 10), 128, "nesterov", 0.85)
+CASE_NAMES = [c[0] for c in CASES] + [EPOCH_CASE[0]]
 
 
 # ---------------------------------------------------------------------- models
-def build_tensornet(sizes, backend, seed=0, metrics=(), jit_compile="auto"):
+def tensornet_optimizer(optimizer):
+    """``"momentum"`` (SGD, momentum 0.9), ``"nesterov"`` (the same, Nesterov) or ``"adam"``."""
+    if optimizer == "adam":
+        return Adam(learning_rate=ADAM_LR, epsilon=ADAM_EPSILON)
+    return SGD(lr=LR, momentum=MOMENTUM, nesterov=optimizer == "nesterov")
+
+
+def build_tensornet(sizes, backend, seed=0, metrics=(), jit_compile="auto", optimizer="momentum", block="dense"):
+    """The MLP ``sizes`` (relu hidden layers, softmax output, categorical cross-entropy); with
+    ``block="bn-dropout"`` each hidden Dense is followed by BatchNormalization and Dropout."""
     if backend == "numpy" and os.environ.get("BENCH_REFERENCE_BACKEND"):
         # Backend's reference operations over NumPy, none of the fast paths
         from tensornet.backend import Backend
@@ -79,7 +105,10 @@ def build_tensornet(sizes, backend, seed=0, metrics=(), jit_compile="auto"):
         last = i == len(sizes) - 2
         kwargs = {"input_shape": (sizes[0],)} if i == 0 else {}
         model.add(Dense(units, activation="softmax" if last else "relu", **kwargs))
-    model.compile(optimizer=SGD(lr=LR, momentum=MOMENTUM), loss="categorical_crossentropy",
+        if not last and block == "bn-dropout":
+            model.add(BatchNormalization())
+            model.add(Dropout(DROPOUT, seed=seed + i))
+    model.compile(optimizer=tensornet_optimizer(optimizer), loss="categorical_crossentropy",
                   metrics=list(metrics), backend=backend, jit_compile=jit_compile)
     return model
 
@@ -92,29 +121,41 @@ def random_batches(sizes, batch, count=8, seed=0):
              np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], batch)]) for _ in range(count)]
 
 
-def build_torch(sizes, weights, device, fused):
+def dense_weights(weights):
+    """[(kernel (in, out), bias)] of the Dense layers in ``model.get_weights()``: each 2-D array
+    and the array after it."""
+    return [(w, weights[i + 1]) for i, w in enumerate(weights) if w.ndim == 2]
+
+
+def build_torch(sizes, weights, optimizer="momentum", fused=False, block="dense"):
+    """PyTorch's twin of :func:`build_tensornet` starting from tensornet's ``weights``, and its
+    optimizer (``fused``: the ``fused=True`` implementation)."""
     import torch
 
     layers = []
-    for i in range(len(sizes) - 1):
+    for i, (w, b) in enumerate(dense_weights(weights)):
         linear = torch.nn.Linear(sizes[i], sizes[i + 1])
         with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights[2 * i].T)))
-            linear.bias.copy_(torch.from_numpy(weights[2 * i + 1]))
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+            linear.bias.copy_(torch.from_numpy(b))
         layers.append(linear)
         if i < len(sizes) - 2:
             layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers).to(device)
+            if block == "bn-dropout":
+                layers += [torch.nn.BatchNorm1d(sizes[i + 1], eps=1e-3, momentum=0.01), torch.nn.Dropout(DROPOUT)]
+    net = torch.nn.Sequential(*layers)
     kwargs = {"fused": True} if fused else {}
-    optimizer = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, **kwargs)
-    return net, optimizer
+    if optimizer == "adam":
+        return net, torch.optim.Adam(net.parameters(), lr=ADAM_LR, eps=ADAM_EPSILON, **kwargs)
+    return net, torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM, nesterov=optimizer == "nesterov",
+                                **kwargs)
 
 
 def torch_weights(net):
     out = []
     for module in net:
-        if hasattr(module, "weight"):
-            out += [module.weight.detach().cpu().numpy().T, module.bias.detach().cpu().numpy()]
+        if isinstance(module, __import__("torch").nn.Linear):
+            out += [module.weight.detach().numpy().T, module.bias.detach().numpy()]
     return out
 
 
@@ -147,12 +188,15 @@ class TensornetStepper(Stepper):
 
 
 class TorchStepper(Stepper):
-    def __init__(self, net, optimizer, batches, device):
+    """PyTorch's idiomatic step on the next of its batches: zero_grad, forward, loss, backward,
+    step (no ``.item()``: nothing waits on the loss)."""
+
+    def __init__(self, net, optimizer, batches):
         import torch
 
         self.net, self.optimizer, self.batches, self.i = net, optimizer, batches, 0
         self.loss_fn = torch.nn.functional.cross_entropy
-        self.sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        net.train()
 
     def step(self):
         xb, yb = self.batches[self.i % len(self.batches)]
@@ -161,15 +205,14 @@ class TorchStepper(Stepper):
         loss = self.loss_fn(self.net(xb), yb)
         loss.backward()
         self.optimizer.step()
-        self.sync()
 
 
 # ---------------------------------------------------------------------- cases
-def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True, block_seconds=None):
+def run_step_case(name, sizes, batch, rounds, steps, warmup, optimizer="nesterov", block="dense", check=True,
+                  block_seconds=None):
     import torch
 
-    backend = "cupy" if device == "cuda" else "numpy"
-    model = build_tensornet(sizes, backend)
+    model = build_tensornet(sizes, "numpy", optimizer=optimizer, block=block)
     ops = model.ops
     weights = model.get_weights()
     rng = np.random.default_rng(123)
@@ -181,19 +224,18 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True,
     # any of them is one contiguous slice: fit trains on it in order, as PyTorch cycles the batches
     tiles = -(-(n_batches + max(steps, warmup, 3) + 1) // n_batches)
     x_all, y_all = ops.asarray(np.concatenate(xs * tiles)), ops.asarray(np.concatenate(onehots * tiles))
-    th_batches = [(torch.from_numpy(x).to(device), torch.from_numpy(lab).to(device))
-                  for x, lab in zip(xs, labels)]
+    th_batches = [(torch.from_numpy(x), torch.from_numpy(lab)) for x, lab in zip(xs, labels)]
 
     steppers = {"tensornet": TensornetStepper(model, x_all, y_all, batch)}
     for label, fused in (("torch", False), ("torch_fused", True)):
-        net, opt = build_torch(sizes, weights, device, fused)
-        steppers[label] = TorchStepper(net, opt, th_batches, device)
+        net, opt = build_torch(sizes, weights, optimizer, fused, block)
+        steppers[label] = TorchStepper(net, opt, th_batches)
 
     max_diff = None
-    if check:  # same trajectory first: three identical steps, then compare every weight
+    if check and block != "bn-dropout":  # same trajectory first: three identical steps, then every weight
         for stepper in steppers.values():
             stepper.run(2)
-        a = model.get_weights()
+        a = [array for pair in dense_weights(model.get_weights()) for array in pair]
         max_diff = 0.0
         for label in ("torch", "torch_fused"):
             b = torch_weights(steppers[label].net)
@@ -204,7 +246,7 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True,
     times, per_block = time_interleaved(steppers, rounds, steps, warmup, block_seconds)
     med = {k: statistics.median(v) for k, v in times.items()}
     flops = gemm_flops(sizes, batch)
-    return {"case": name, "sizes": list(sizes), "batch": batch, "device": device,
+    return {"case": name, "sizes": list(sizes), "batch": batch, "optimizer": optimizer, "block": block,
             "median_s": med, "samples_per_s": {k: batch / v for k, v in med.items()},
             "ratio_vs_torch": med["tensornet"] / med["torch"],
             "ratio_vs_torch_fused": med["tensornet"] / med["torch_fused"],
@@ -216,60 +258,94 @@ def run_step_case(name, sizes, batch, device, rounds, steps, warmup, check=True,
             "tensornet_step": model.step_path}
 
 
-def run_epoch_case(device, repeats, limit=None):
+def run_epoch_case(repeats, limit=None):
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from tensornet.datasets import fashion_mnist
     from tensornet.utils import to_categorical
 
-    name, sizes, batch, _ = EPOCH_CASE
+    name, sizes, batch, optimizer, _ = EPOCH_CASE
     (x, y), _ = fashion_mnist.load_data()
     if limit:
         x, y = x[:limit], y[:limit]
     x = (x.reshape(len(x), -1).astype(np.float32) / 255.0)
     y_onehot = to_categorical(y, 10).astype(np.float32)
-    backend = "cupy" if device == "cuda" else "numpy"
-    model = build_tensornet(sizes, backend, metrics=["accuracy"])
-    if device == "cuda":
-        x_tn, y_tn = model.ops.asarray(x), model.ops.asarray(y_onehot)
-    else:
-        x_tn, y_tn = x, y_onehot
-    net, opt = build_torch(sizes, model.get_weights(), device, fused=False)
-    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))),
-                        batch_size=batch, shuffle=True)
+    model = build_tensornet(sizes, "numpy", metrics=["accuracy"], optimizer=optimizer)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    fast_net, fast_opt = build_torch(sizes, model.get_weights(), optimizer)
+    loader_net, loader_opt = build_torch(sizes, model.get_weights(), optimizer)
+    loader = DataLoader(TensorDataset(xt, yt), batch_size=batch, shuffle=True)
     torch.manual_seed(0)
+    n = len(x)
 
     def tensornet_epoch():
-        history = model.fit(x_tn, y_tn, batch_size=batch, epochs=1, verbose=0)
+        history = model.fit(x, y_onehot, batch_size=batch, epochs=1, verbose=0)
         return history.history["loss"][-1]
 
-    def torch_epoch():
-        total_loss, correct, seen = 0.0, 0, 0
-        for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            opt.zero_grad()
-            out = net(xb)
-            loss = torch.nn.functional.cross_entropy(out, yb)
-            loss.backward()
-            opt.step()
-            total_loss += loss.item() * len(xb)
-            correct += (out.argmax(1) == yb).sum().item()
-            seen += len(xb)
-        return total_loss / seen
+    def torch_step(net, opt, xb, yb, sums):
+        opt.zero_grad(set_to_none=True)
+        out = net(xb)
+        loss = torch.nn.functional.cross_entropy(out, yb)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():  # summed as tensors: no host sync per batch
+            sums[0] += loss.detach() * len(xb)
+            sums[1] += (out.argmax(1) == yb).sum()
 
-    times = {"tensornet": [], "torch": []}
-    losses = {"tensornet": [], "torch": []}
+    def torch_epoch():
+        """The fastest idiomatic loop: a randperm, batches by indexing the tensors."""
+        sums = [torch.zeros(()), torch.zeros((), dtype=torch.int64)]
+        perm = torch.randperm(n)
+        for i in range(0, n, batch):
+            index = perm[i:i + batch]
+            torch_step(fast_net, fast_opt, xt[index], yt[index], sums)
+        return float(sums[0]) / n
+
+    def torch_loader_epoch():
+        sums = [torch.zeros(()), torch.zeros((), dtype=torch.int64)]
+        for xb, yb in loader:
+            torch_step(loader_net, loader_opt, xb, yb, sums)
+        return float(sums[0]) / n
+
+    trainers = (("tensornet", tensornet_epoch), ("torch", torch_epoch), ("torch_dataloader", torch_loader_epoch))
+    times = {label: [] for label, _ in trainers}
+    losses = {label: [] for label, _ in trainers}
     for r in range(repeats):
-        for label, fn in ((("tensornet", tensornet_epoch), ("torch", torch_epoch))[::1 if r % 2 == 0 else -1]):
+        for label, fn in trainers[r % 3:] + trainers[:r % 3]:
+            time.sleep(0.15)
             t0 = time.perf_counter()
             losses[label].append(fn())
             times[label].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"case": name, "sizes": list(sizes), "batch": batch, "device": device, "samples": int(len(x)),
-            "median_s": med, "samples_per_s": {k: len(x) / v for k, v in med.items()},
-            "ratio_vs_torch": med["tensornet"] / med["torch"], "epochs_timed": repeats,
+    return {"case": name, "sizes": list(sizes), "batch": batch, "optimizer": optimizer, "block": "dense",
+            "samples": int(n), "median_s": med, "samples_per_s": {k: n / v for k, v in med.items()},
+            "ratio_vs_torch": med["tensornet"] / med["torch"],
+            "ratio_vs_torch_dataloader": med["tensornet"] / med["torch_dataloader"], "epochs_timed": repeats,
             "first_epoch_loss": {k: v[0] for k, v in losses.items()}, "tensornet_step": model.step_path}
+
+
+def format_table(results, targets):
+    """The results table; sets each result's ``target_met``."""
+    head = (f"{'case':<18} {'batch':>5} {'opt':>8} {'tensornet':>10} {'torch':>10} {'t.other':>10} {'ratio':>6} "
+            f"{'r.other':>7} {'gemm':>9} {'share':>6} {'target':>7}  met  step")
+    lines = [head, "-" * len(head)]
+    for res in results:
+        med, target = res["median_s"], targets.get(res["case"])
+        ok = target is None or res["ratio_vs_torch"] <= target
+        res["target_met"] = ok
+        step = (res.get("tensornet_step") or "").split(" (")[0]
+        if "gemm_floor" in med:
+            cells = (f"{med['tensornet'] * 1e3:>8.3f}ms {med['torch'] * 1e3:>8.3f}ms "
+                     f"{med['torch_fused'] * 1e3:>8.3f}ms "
+                     f"{res['ratio_vs_torch']:>6.2f} {res['ratio_vs_torch_fused']:>7.2f} "
+                     f"{med['gemm_floor'] * 1e3:>7.3f}ms {res['gemm_share'] * 100:>5.0f}%")
+        else:
+            cells = (f"{med['tensornet']:>9.3f}s {med['torch']:>9.3f}s {med['torch_dataloader']:>9.3f}s "
+                     f"{res['ratio_vs_torch']:>6.2f} {res['ratio_vs_torch_dataloader']:>7.2f} {'':>9} {'':>6}")
+        lines.append(f"{res['case']:<18} {res['batch']:>5} {res['optimizer']:>8} {cells} "
+                     f"{f'<={target:.2f}' if target else '':>7}  {'yes' if ok else 'NO ':<3}  {step}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- running
@@ -281,7 +357,7 @@ def run_in_child(name, args):
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "--device", args.device, "--cases", name,
+        command = [sys.executable, str(Path(__file__).resolve()), "--cases", name,
                    "--rounds", str(args.rounds), "--steps", str(args.steps), "--epochs", str(args.epochs),
                    "--block-seconds", str(args.block_seconds),
                    "--no-save", "--in-process", "--result-json", str(out)] + ["--quick"] * args.quick
@@ -294,18 +370,19 @@ def run_in_child(name, args):
 
 def run_case(name, args, rounds, steps, warmup):
     """Case ``name``'s result, measured in this process."""
-    for case, sizes, batch, _, _ in CASES:
+    for case, sizes, batch, optimizer, block, _ in CASES:
         if case == name:
-            return run_step_case(name, sizes, batch, args.device, rounds, steps, warmup,
+            return run_step_case(name, sizes, batch, rounds, steps, warmup, optimizer, block,
                                  block_seconds=args.block_seconds)
-    return run_epoch_case(args.device, 1 if args.quick else args.epochs, limit=2000 if args.quick else None)
+    return run_epoch_case(1 if args.quick else args.epochs, limit=2000 if args.quick else None)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--cases", default=",".join(c[0] for c in CASES) + "," + EPOCH_CASE[0],
-                        help="comma-separated case names")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu (the only one here: GPU comparisons are bench/gpu_compare.py's)")
+    parser.add_argument("--cases", default=",".join(CASE_NAMES), help="comma-separated case names: "
+                        + ", ".join(CASE_NAMES))
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds per case")
     parser.add_argument("--steps", type=int, default=20, help="steps per trainer per round (at most)")
     parser.add_argument("--block-seconds", type=float, default=0.3,
@@ -313,25 +390,28 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per trainer (epoch case)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts, 2,000 samples, no files")
     parser.add_argument("--name", default=None,
-                        help="results file stem (default: <device>-<cores>core-<YYYY-MM-DD>-compare)")
+                        help="results file stem (default: cpu-<cores>core-<YYYY-MM-DD>-compare)")
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--in-process", action="store_true",
                         help="run every case in this process (default: each case in a fresh child process)")
     parser.add_argument("--result-json", help=argparse.SUPPRESS)  # a child: write its results here
     args = parser.parse_args(argv)
-
-    import torch
-
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: PyTorch sees no CUDA device")
-    rounds, steps, warmup = (2, 2, 2) if args.quick else (args.rounds, args.steps, 10)
+    if args.device == "cuda":
+        raise SystemExit("compare.py measures the CPU; for tensornet on CuPy against PyTorch CUDA run "
+                         "python bench/gpu_compare.py")
     wanted = args.cases.split(",")
-    info = machine_info(args.device)
+    unknown = [name for name in wanted if name not in CASE_NAMES]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {', '.join(unknown)}; the cases are {', '.join(CASE_NAMES)}")
+
+    rounds, steps, warmup = (2, 2, 2) if args.quick else (args.rounds, args.steps, 10)
+    info = machine_info("cpu")
     header = (f"# {info['cpu']}, {info['cores']} cores, NumPy {info['numpy']} ({info['blas']}), "
-              f"torch {info.get('torch')}, tensornet accel: {info['tensornet_accel']}, "
-              f"tensornet BLAS: {info['tensornet_blas']}, device: {args.device}")
+              f"torch {info.get('torch')} ({info.get('torch_threads')} threads), tensornet accel: "
+              f"{info['tensornet_accel']}, tensornet BLAS: {info['tensornet_blas']}, load average before "
+              f"{'/'.join(f'{v:.2f}' for v in info.get('load_average', ()))}")
     print(header, flush=True)
-    order = [c[0] for c in CASES if c[0] in wanted] + [EPOCH_CASE[0]] * (EPOCH_CASE[0] in wanted)
+    order = [name for name in CASE_NAMES if name in wanted]
     in_process = args.in_process or args.result_json is not None
     results = []
     for name in order:
@@ -340,32 +420,34 @@ def main(argv=None):
     if args.result_json is not None:
         Path(args.result_json).write_text(json.dumps(results, default=str))
         return results
-    targets = {c[0]: (c[3], c[4]) for c in CASES}
-    targets[EPOCH_CASE[0]] = (EPOCH_CASE[3], None)
-    if args.device != "cpu":
-        targets = {}
+    targets = {c[0]: c[5] for c in CASES}
+    targets[EPOCH_CASE[0]] = EPOCH_CASE[4]
     table = format_table(results, targets)
     command = "python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    footer = ("ratio = tensornet / PyTorch default SGD (foreach); r.fused = against SGD(fused=True); "
-              "gemm = the step's matrix products alone, one after the other, through tensornet's BLAS; "
-              "share = gemm / tensornet.")
+    load_after = os.getloadavg()
+    footer = ("ratio = tensornet / PyTorch's default implementation of the optimizer (foreach); r.other = against "
+              "its fused=True one (step cases) or the DataLoader loop (epoch case); gemm = the step's matrix "
+              "products alone, one after the other, through tensornet's BLAS; share = gemm / tensornet; "
+              "target: ratio at most; step: the step fit took.")
     spread = [f"{res['case']} {'/'.join(f'{q:.2f}' for q in res['ratio_per_round_quartiles'])} "
               f"({res['steps_per_block']} steps a block)" for res in results if res.get("ratio_per_round_quartiles")]
     if spread:
         footer += "\nratio per round, quartiles: " + "; ".join(spread)
     footer += "\ntensornet's step: " + "; ".join(f"{res['case']} {res['tensornet_step']}" for res in results
                                                 if res.get("tensornet_step"))
+    footer += f"\nload average after: {'/'.join(f'{v:.2f}' for v in load_after)}"
     print(table)
     print(footer)
     if not args.quick and not args.no_save:
         now = datetime.datetime.now()
         stamp = now.strftime("%Y%m%d-%H%M%S")
-        stem = args.name or f"{args.device}-{os.cpu_count()}core-{now:%Y-%m-%d}-compare"
+        stem = args.name or f"cpu-{os.cpu_count()}core-{now:%Y-%m-%d}-compare"
         out = ROOT / "bench" / "results"
         out.mkdir(parents=True, exist_ok=True)
-        info["load_average_after"] = os.getloadavg()
+        info["load_average_after"] = load_after
         payload = {"command": command.strip(), "when": stamp, "machine": info, "results": results,
-                   "lr": LR, "momentum": MOMENTUM}
+                   "sgd": {"lr": LR, "momentum": MOMENTUM, "nesterov": True},
+                   "adam": {"lr": ADAM_LR, "epsilon": ADAM_EPSILON}, "dropout": DROPOUT}
         (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
         (out / f"{stem}.txt").write_text(f"$ {command.strip()}\n{header}\n{table}\n{footer}\n")
         print(f"wrote {out / stem}.json and .txt")

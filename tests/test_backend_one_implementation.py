@@ -60,14 +60,15 @@ def test_the_numpy_backend_uses_every_kernel():
 
 
 def test_the_compiled_step_reuses_the_kernels_helpers():
-    """mlp_sgd_step's element-wise arithmetic is the layered kernels' helpers, inlined."""
+    """The compiled step's element-wise arithmetic is the layered kernels' helpers, inlined."""
     pytest.importorskip("numba", reason="Numba is not installed")
     from tensornet.backend import _numba_kernels, _numba_step
 
     source = inspect.getsource(_numba_step)
     for helper in ("bias_relu_row", "relu_row", "bias_add_row", "bias_softmax_row", "softmax_cross_entropy_row",
-                   "softmax_cross_entropy_sparse_row", "backprop_relu_slice", "sgd_update_slice"):
+                   "softmax_cross_entropy_sparse_row", "backprop_relu_slice", "sgd_update_slice",
+                   "adam_update_slice"):
         assert getattr(_numba_step, helper) is getattr(_numba_kernels, helper), helper
         assert f"{helper}(" in source, helper
-    for expression in ("math.exp(", "* inv_batch", "v > 0 or v != v", "* momentum"):
+    for expression in ("math.exp(", "* inv_batch", "v > 0 or v != v", "* momentum", "np.sqrt(", "* beta_"):
         assert expression not in source, f"_numba_step computes {expression!r} itself"

@@ -86,6 +86,8 @@ OPTIMIZERS = {
     "momentum": lambda: tn.optimizers.SGD(0.05, momentum=0.9),
     "nesterov": lambda: tn.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
     "decay+weight_decay": lambda: tn.optimizers.SGD(0.05, momentum=0.5, decay=0.3, weight_decay=1e-3),
+    "adam": lambda: tn.optimizers.Adam(0.01),
+    "adam+decay": lambda: tn.optimizers.Adam(0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-4, decay=0.3),
 }
 
 
@@ -172,26 +174,32 @@ def test_fit_takes_the_compiled_step_and_ends_where_the_layered_fit_does():
     assert models[0].optimizer.iterations == models[1].optimizer.iterations == 10
 
 
-def test_replay_of_a_step_reproduces_it_to_the_bit():
+@pytest.mark.parametrize("name", ["nesterov", "adam"])
+def test_replay_of_a_step_reproduces_it_to_the_bit(name):
     """The divergence guard's replay (Trainer.checked_step: the step with update=False, then the
-    optimizer's own update) makes the same gradients with the same kernel and applies the same SGD
-    arithmetic over the flat buffer."""
-    model = build(optimizer=OPTIMIZERS["nesterov"]())
+    optimizer's own update) makes the same gradients with the same kernel and applies the same
+    element-wise arithmetic over the flat buffer."""
+    model = build(optimizer=OPTIMIZERS[name]())
     (x, y), = batches(count=1)
     step = plan_or_skip(model)
     try:
-        start = [a.copy() for a in (model.store.groups["float32"][0], model.optimizer.state["float32"]["velocity"])]
+        step(x, y)  # a first step: a nonzero state
+        state = model.optimizer.state["float32"]
+        start = [model.store.groups["float32"][0].copy()] + [buffer.copy() for buffer in state.values()]
         step(x, y)
-        after_step = [model.store.groups["float32"][0].copy(), model.optimizer.state["float32"]["velocity"].copy()]
+        after_step = [model.store.groups["float32"][0].copy()] + [buffer.copy() for buffer in state.values()]
         model.store.groups["float32"][0][...] = start[0]
-        model.optimizer.state["float32"]["velocity"][...] = start[1]
+        for buffer, saved in zip(state.values(), start[1:]):
+            buffer[...] = saved
+        model.optimizer.iterations -= 1
         model._trainer.step = step
         assert model._trainer.checked_step(x, y) is None
     finally:
         model._trainer.step = None
         model.ops.finish()
     np.testing.assert_array_equal(model.store.groups["float32"][0], after_step[0])
-    np.testing.assert_array_equal(model.optimizer.state["float32"]["velocity"], after_step[1])
+    for buffer, expected in zip(state.values(), after_step[1:]):
+        np.testing.assert_array_equal(buffer, expected)
     assert model.optimizer.iterations == 2
 
 
@@ -293,7 +301,8 @@ def test_clipping_switched_on_during_fit_is_honoured():
     (dict(jit_compile=False), "jit_compile=False"),
     (dict(hidden="tanh"), "hidden layers need relu or linear"),
     (dict(loss="mse"), "softmax output with categorical or sparse categorical"),
-    (dict(optimizer="adam"), "the optimizer is Adam"),
+    (dict(optimizer="rmsprop"), "the optimizer is RMSprop"),
+    (dict(optimizer=tn.optimizers.Adam(amsgrad=True)), "AMSGrad"),
     (dict(optimizer=tn.optimizers.SGD(0.1, clipnorm=1.0)), "clips gradients"),
 ])
 def test_models_it_does_not_take_are_named(change, says):
@@ -329,10 +338,10 @@ def test_backends_without_it_and_small_models_say_why():
 
 
 def test_jit_compile_true_names_the_obstacle_before_training():
-    model = build(jit_compile=True, optimizer="adam")
+    model = build(jit_compile=True, optimizer="rmsprop")
     before = model.get_weights()
     (x, y), = batches(count=1)
-    with pytest.raises(ValueError, match="jit_compile=True.*the optimizer is Adam"):
+    with pytest.raises(ValueError, match="jit_compile=True.*the optimizer is RMSprop"):
         model.fit(x, y, batch_size=BATCH, verbose=0)
     for a, b in zip(model.get_weights(), before):
         np.testing.assert_array_equal(a, b)

@@ -1,28 +1,23 @@
 """The Numba versions of :class:`~tensornet.backend.base.Backend`'s element-wise operations, for
-:class:`~tensornet.backend.numpy_backend.NumpyBackend`.
-
-Imported only when Numba is installed (``pip install tensornet[fast]``) and the NumPy backend
-first needs one of them. Each kernel is named after the backend method it implements
-(``sgd_update``, ``backprop_relu``, ``softmax_cross_entropy``, ...; ``bias_activation_relu`` and
-``bias_activation_softmax`` are ``bias_activation``'s two fused cases), and is tested against
-that method's reference on random inputs (``tests/test_backend_numpy.py``).
+:class:`~tensornet.backend.numpy_backend.NumpyBackend`, imported when Numba is installed and the
+backend first needs one. Each kernel is named after the backend method it implements
+(``sgd_update``, ``backprop_relu``, ...; ``bias_activation_relu`` and ``bias_activation_softmax``
+are ``bias_activation``'s two fused cases) and tested against that method's reference on random
+inputs (``tests/test_backend_numpy.py``).
 
 Why: NumPy runs one single-threaded pass over memory per ufunc, so ``v = m v - lr g; w += v``
 is four passes and ``relu(z + b)`` two, each with a Python call. A Numba loop does the whole
 expression in one pass, and for large buffers splits it over the cores (``prange``).
 
 Each kernel exists twice, compiled from the same Python function: ``<name>[0]`` parallel
-(``prange`` over threads: worth it from about ``PARALLEL_MIN`` elements) and ``<name>[1]``
-serial (no thread wake-up: for the small arrays of small models). Both are cached on disk
-(``cache=True``), so only the first run on a machine pays the compilation.
+(``prange``: worth it from about ``PARALLEL_MIN`` elements) and ``<name>[1]`` serial (no thread
+wake-up: the small arrays of small models). Both are cached on disk (``cache=True``).
 
 The arithmetic of one element, row or slice lives in ``inline="always"`` helpers
-(``sgd_update_slice``, ``bias_relu_row``, ``bias_softmax_row``, ``softmax_cross_entropy_row``,
-``backprop_relu_slice``, ...) that the kernels here and the compiled training step
-(:mod:`._numba_step`) both call, so it is written once.
-
-The arithmetic follows the reference's order of operations in the array's own dtype (scalars
-are passed already cast to it), so the results match the reference to the last bit or two.
+(``sgd_update_slice``, ``adam_update_slice``, ``bias_relu_row``, ``softmax_cross_entropy_row``,
+...) that the kernels here and the compiled training step (:mod:`._numba_step`) both call, so
+it is written once. It follows the reference's order of operations in the array's own dtype
+(scalars passed already cast to it): results match the reference to the last bit or two.
 """
 from __future__ import annotations
 
@@ -40,8 +35,7 @@ __all__ = ["PARALLEL_MIN", "sgd_update", "rmsprop_update", "adagrad_update", "ad
            "adamax_update", "nadam_update", "dropout_mask", "bias_activation_relu", "bias_activation_softmax",
            "backprop_relu", "softmax_cross_entropy", "softmax_cross_entropy_sparse", "count_correct_categorical"]
 
-#: Element count from which the threaded version of a kernel is used
-#: (``TENSORNET_CPU_PARALLEL_MIN`` overrides it; 0 disables the serial versions).
+#: Elements from which a kernel's threaded version runs (``TENSORNET_CPU_PARALLEL_MIN``; 0: always).
 PARALLEL_MIN = int(os.environ.get("TENSORNET_CPU_PARALLEL_MIN", 1 << 21))
 
 inline = numba.njit(inline="always")
@@ -54,8 +48,7 @@ def _twin(fn, **options):
     parallel = numba.njit(parallel=True, cache=True, nogil=True, **options)(fn)
     clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
                                fn.__closure__)
-    clone.__qualname__ = fn.__qualname__ + "_serial"
-    clone.__module__ = fn.__module__
+    clone.__qualname__, clone.__module__ = fn.__qualname__ + "_serial", fn.__module__
     serial = numba.njit(cache=True, nogil=True, **options)(clone)
     return parallel, serial
 
@@ -101,11 +94,10 @@ def _sgd_update(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
 
 
 # ---------------------------------------------------------------------- adaptive updates
-# These follow base.Backend's NumPy expressions operation by operation (``a * b * c`` is
-# ``(a * b) * c``; Python-float scalars such as ``1 - rho`` or Adam's alpha are computed on the
-# host and passed cast to the array dtype, as NumPy's weak scalars are), so they match the
-# reference bit for bit. No fastmath: LLVM then never contracts into an FMA. ``np.sqrt`` of a
-# float32 stays float32 (correctly rounded, like NumPy's).
+# These follow base.Backend's NumPy expressions operation by operation (``a * b * c`` is ``(a * b) * c``;
+# scalars such as ``1 - rho`` or Adam's alpha are computed on the host and passed cast to the array dtype,
+# as NumPy's weak scalars are), so they match the reference bit for bit. No fastmath (no FMA contraction);
+# ``np.sqrt`` of a float32 stays float32 (correctly rounded, like NumPy's).
 @inline
 def _nan_max(a, b):
     """np.maximum for two scalars: NaN when either is NaN."""
@@ -158,19 +150,37 @@ def _adadelta_update(w, g, eg, edx, lr, rho, one_minus_rho, epsilon):
         w[i] = w[i] - lr * d
 
 
+@inline
+def adam_moments(g, m, v, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2):
+    """Adam's moments of one weight: ``(m b1 + (1 - b1) g, v b2 + ((1 - b2) g) g)``."""
+    return m * beta_1 + one_minus_beta_1 * g, v * beta_2 + (one_minus_beta_2 * g) * g
+
+
+@inline
+def adam_step(w, m, v, alpha, epsilon):
+    """Adam's step of one weight: ``w - (alpha m) / (sqrt(v) + eps)``."""
+    return w - (alpha * m) / (np.sqrt(v) + epsilon)
+
+
+@inline
+def adam_update_slice(w, g, m, v, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon):
+    """:func:`adam_moments` and :func:`adam_step` over 1-d slices, serially (no AMSGrad)."""
+    for i in range(w.shape[0]):
+        m[i], v[i] = adam_moments(g[i], m[i], v[i], beta_1, one_minus_beta_1, beta_2, one_minus_beta_2)
+        w[i] = adam_step(w[i], m[i], v[i], alpha, epsilon)
+
+
 def _adam_update(w, g, m, v, v_max, alpha, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon, amsgrad):
     """m = m b1 + (1 - b1) g;  v = v b2 + ((1 - b2) g) g;  (v_max = max(v_max, v));
     w -= (alpha m) / (sqrt(v) + eps), alpha = lr sqrt(1 - b2^(t+1)) / (1 - b1^(t+1))."""
     for i in prange(w.shape[0]):
-        gi = g[i]
-        mi = m[i] * beta_1 + one_minus_beta_1 * gi
+        mi, vi = adam_moments(g[i], m[i], v[i], beta_1, one_minus_beta_1, beta_2, one_minus_beta_2)
         m[i] = mi
-        vi = v[i] * beta_2 + (one_minus_beta_2 * gi) * gi
         v[i] = vi
         if amsgrad:
             vi = _nan_max(v_max[i], vi)
             v_max[i] = vi
-        w[i] = w[i] - (alpha * mi) / (np.sqrt(vi) + epsilon)
+        w[i] = adam_step(w[i], mi, vi, alpha, epsilon)
 
 
 def _adamax_update(w, g, m, u, lr_corrected, beta_1, one_minus_beta_1, beta_2, epsilon):

@@ -11,10 +11,20 @@ data another core's product just wrote (bench/README.md, "The compiled step is w
    f linear or relu; the last layer's softmax, its cross-entropy and ``dz = (p - y) / B``) and
    back through every input gradient (``dz_prev = (dz W^T) * 1[h_prev > 0]``). Each product is
    an MKL ``cblas_?gemm`` on its rows, run on its own thread (MKL runs single-threaded inside an
-   OpenMP parallel region); the element-wise work follows it on the rows just written.
+   OpenMP parallel region); the element-wise work follows it on the rows just written
+   (:func:`rows_pass`).
 2. Thread t then makes rows k_t of every weight gradient (``dW[k_t] = h_prev[:, k_t]^T dz``) and
    columns c_t of every bias gradient (``db = sum_rows(dz)``, rows in order), and applies the
-   SGD update to exactly the weights and biases whose gradients it made.
+   SGD update to exactly the weights and biases whose gradients it made (:func:`weights_pass`).
+
+How it runs, and why so: each part is a C callback (``numba.cfunc``) ``job(t, args, threads)``
+that reads its arrays from an int64 block of addresses and sizes (:data:`ARGS` names its slots),
+and :func:`._numba_blas.run_jobs` -- the parallel loop OpenBLAS's jobs run on, compiled once
+for every caller -- runs job t on thread t of Numba's pool. The callbacks are serial code,
+compiled on first use for the dtype in use and cached on disk. A single ``parallel=True``
+function holding the whole step took ~14 s to compile on the 2-core machine (Numba's parallel
+passes and LLVM over the inlined step, once per parallel loop and once more for the function);
+the two serial parts take ~3 s (``python bench/first_run.py`` measures a first ``fit``).
 
 The element-wise arithmetic is the layered kernels' own: the row and slice helpers of
 :mod:`._numba_kernels` (``bias_relu_row``, ``relu_row``, ``bias_add_row``, ``bias_softmax_row``,
@@ -30,43 +40,50 @@ activation is relu (0: linear; the last layer's is the softmax).
 from __future__ import annotations
 
 import math
+import types as pytypes
 
 import numba
-from numba import prange
+import numpy as np
+from llvmlite import ir
+from numba import carray, types
+from numba.extending import intrinsic
 
-from ._numba_blas import _gemm_lp64
-from ._numba_kernels import (backprop_relu_slice, bias_add_row, bias_relu_row, bias_softmax_row, relu_row,
-                             sgd_update_slice, softmax_cross_entropy_row, softmax_cross_entropy_sparse_row)
+from ._numba_blas import _gemm_lp64, run_jobs
+from ._numba_kernels import (adam_update_slice, backprop_relu_slice, bias_add_row, bias_relu_row, bias_softmax_row,
+                             relu_row, sgd_update_slice, softmax_cross_entropy_row, softmax_cross_entropy_sparse_row)
 from .blas_library import NO_TRANS, TRANS
 
 #: Columns of a layer's row in ``table``.
 W_OFFSET, B_OFFSET, FAN_IN, UNITS, OUT_OFFSET, RELU = range(6)
+
+#: Slots of a job's int64 argument block: the addresses of the arrays (``FLOATS``: a float64
+#: block, :data:`FLOAT_SLOTS`), then sizes and switches. ``RULE`` is the update: 0, 1, 2 the
+#: ``sgd`` kernel's modes (plain, momentum, Nesterov: ``VELOCITY``), 3 Adam (``M``, ``V``).
+ARGS = ("GEMM", "X", "Y", "LABELS", "PARAMS", "GRADS", "VELOCITY", "M", "V", "TABLE", "ACTS", "DZ", "PROBS",
+        "LOSSES", "FLOATS", "BATCH", "FAN_IN0", "Y_ROWS", "Y_COLS", "LABEL_COUNT", "LAYERS", "PARAM_SIZE",
+        "STATE_SIZE", "ACT_SIZE", "SPARSE", "RULE", "HAS_DECAY", "UPDATE")
+(GEMM, X, Y, LABELS, PARAMS, GRADS, VELOCITY, M, V, TABLE, ACTS, DZ, PROBS, LOSSES, FLOATS, BATCH, FAN_IN0, Y_ROWS,
+ Y_COLS, LABEL_COUNT, LAYERS, PARAM_SIZE, STATE_SIZE, ACT_SIZE, SPARSE, RULE, HAS_DECAY, UPDATE) = range(len(ARGS))
+#: Slots of the float64 block: SGD's scalars, then Adam's (``ALPHA`` = lr sqrt(1 - b2^(t+1)) / (1 - b1^(t+1))).
+FLOAT_SLOTS = ("LR", "MOMENTUM", "WEIGHT_DECAY", "TINY", "ALPHA", "BETA_1", "ONE_MINUS_BETA_1", "BETA_2",
+               "ONE_MINUS_BETA_2", "EPSILON")
+LR, MOMENTUM, WEIGHT_DECAY, TINY, ALPHA, BETA_1, ONE_MINUS_BETA_1, BETA_2, ONE_MINUS_BETA_2, EPSILON = \
+    range(len(FLOAT_SLOTS))
+#: ``RULE`` of Adam.
+ADAM = 3
+
+#: The parameters' scalar type in :func:`rows_pass` and :func:`weights_pass`: :func:`jobs`
+#: compiles a copy of each per dtype with ``DTYPE`` bound to that dtype's type.
+DTYPE = np.float32
+
+#: A job's C signature, as :func:`._numba_blas.run_jobs` calls it: ``void job(int t, char *args, int threads)``.
+JOB = types.void(types.int32, types.voidptr, types.int32)
 
 
 @numba.njit(nogil=True, inline="always")
 def _gemm(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, one, zero):
     """c = op(a) op(b) (row-major, operands as addresses; ``one``'s type picks sgemm or dgemm)."""
     _gemm_lp64(gemm, trans_a, trans_b, m, n, k, one, a, lda, b, ldb, zero, c, ldc)
-
-
-@numba.njit(nogil=True, inline="always")
-def _sgd(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):
-    """:func:`._numba_kernels.sgd_update_slice` on one thread's slices, called with ``mode`` and
-    ``has_decay`` as constants so that each call site is compiled for its case (a branch-free,
-    vectorized loop)."""
-    if has_decay:
-        if mode == 0:
-            sgd_update_slice(w, g, v, lr, momentum, weight_decay, 0, True, tiny)
-        elif mode == 1:
-            sgd_update_slice(w, g, v, lr, momentum, weight_decay, 1, True, tiny)
-        else:
-            sgd_update_slice(w, g, v, lr, momentum, weight_decay, 2, True, tiny)
-    elif mode == 0:
-        sgd_update_slice(w, g, v, lr, momentum, weight_decay, 0, False, tiny)
-    elif mode == 1:
-        sgd_update_slice(w, g, v, lr, momentum, weight_decay, 1, False, tiny)
-    else:
-        sgd_update_slice(w, g, v, lr, momentum, weight_decay, 2, False, tiny)
 
 
 @numba.njit(nogil=True, inline="always")
@@ -96,25 +113,35 @@ def _sum_rows(dz, out, batch, n, c0, c1, sums):
             sums[j] += row[j]
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def mlp_sgd_step(gemm, x, y, labels, sparse, params, grads, velocity, table, acts, dz, probs, lr, momentum,
-                 weight_decay, mode, has_decay, tiny, losses, update):
-    """One SGD step of the network in ``table`` on the batch ``x`` (B, k0) with targets ``y``
-    (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in ``probs``,
-    the gradients in ``grads``, the update in ``params`` and ``velocity`` (the ``sgd`` kernel's
-    ``lr, momentum, weight_decay, mode, has_decay, tiny``; with ``update`` False the gradients are
-    made and nothing is updated). Returns the loss summed over the batch."""
-    batch, layers, threads = x.shape[0], table.shape[0], losses.shape[0]
+@intrinsic
+def _pointer(typingctx, address):
+    """The int64 ``address`` as a ``void *``."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return types.voidptr(address), codegen
+
+
+def rows_pass(t, data, threads):
+    """Part 1 of the step for thread ``t`` of ``threads`` (parameters of type ``DTYPE``, arrays
+    named by the argument block at ``data``): rows r0:r1 of the batch forward through every
+    layer and back through every input gradient; the rows' loss sum into ``losses[t]``."""
+    args = carray(data, (len(ARGS),), np.int64)
+    batch, layers, n_last, gemm = args[BATCH], args[LAYERS], args[Y_COLS], args[GEMM]
+    table = carray(_pointer(args[TABLE]), (layers, 6), np.int64)
+    params = carray(_pointer(args[PARAMS]), (args[PARAM_SIZE],), DTYPE)
+    acts = carray(_pointer(args[ACTS]), (args[ACT_SIZE],), DTYPE)
+    dz = carray(_pointer(args[DZ]), (args[ACT_SIZE],), DTYPE)
+    probs = carray(_pointer(args[PROBS]), (batch, n_last), DTYPE)
+    y = carray(_pointer(args[Y]), (args[Y_ROWS], n_last), DTYPE)
+    labels = carray(_pointer(args[LABELS]), (args[LABEL_COUNT],), np.int64)
     item = params.itemsize
-    one, zero = params.dtype.type(1), params.dtype.type(0)
-    inv_batch = params.dtype.type(1.0 / batch)
-    x_addr, p_addr, g_addr = x.ctypes.data, params.ctypes.data, grads.ctypes.data
-    a_addr, d_addr = acts.ctypes.data, dz.ctypes.data
-    for t in prange(threads):  # 1. rows r0:r1, forward and back through the input gradients
-        r0, r1 = (batch * t) // threads, (batch * (t + 1)) // threads
-        losses[t] = 0.0
-        if r1 == r0:
-            continue
+    one, zero = DTYPE(1), DTYPE(0)
+    inv_batch = DTYPE(1.0 / batch)
+    x_addr, p_addr, a_addr, d_addr = args[X], args[PARAMS], args[ACTS], args[DZ]
+    r0, r1 = (batch * t) // threads, (batch * (t + 1)) // threads
+    loss = 0.0
+    if r1 > r0:
         for l in range(layers):
             w_off, b_off, k, n, out, relu = table[l]
             src = x_addr + r0 * k * item if l == 0 else a_addr + (table[l - 1, OUT_OFFSET] + r0 * k) * item
@@ -122,8 +149,8 @@ def mlp_sgd_step(gemm, x, y, labels, sparse, params, grads, velocity, table, act
                   a_addr + (out + r0 * n) * item, n, one, zero)
             bias = params[max(b_off, 0):max(b_off, 0) + n]
             if l == layers - 1:
-                losses[t] = _softmax_rows(acts, out, n, bias, b_off >= 0, probs, dz, y, labels, sparse, r0, r1,
-                                          inv_batch)
+                loss = _softmax_rows(acts, out, n, bias, b_off >= 0, probs, dz, y, labels, args[SPARSE] != 0, r0, r1,
+                                     inv_batch)
                 continue
             for i in range(r0, r1):  # row slices: a loop from a nonzero start does not vectorize
                 z = acts[out + i * n:out + (i + 1) * n]
@@ -141,27 +168,96 @@ def mlp_sgd_step(gemm, x, y, labels, sparse, params, grads, velocity, table, act
             if table[l - 1, RELU]:  # dz_prev = dh * 1[h_prev > 0]
                 grad, h = dz[below + r0 * k:below + r1 * k], acts[below + r0 * k:below + r1 * k]
                 backprop_relu_slice(grad, h, grad)
-    for t in prange(threads):  # 2. rows k0:k1 of every weight gradient, columns c0:c1 of every bias's
-        for l in range(layers):
-            w_off, b_off, k, n, out, relu = table[l]
-            k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
-            src = x_addr + k0 * item if l == 0 else a_addr + (table[l - 1, OUT_OFFSET] + k0) * item
-            if k1 > k0:
-                _gemm(gemm, TRANS, NO_TRANS, k1 - k0, n, batch, src, k, d_addr + out * item, n,
-                      g_addr + (w_off + k0 * n) * item, n, one, zero)
-            c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
-            if b_off >= 0 and c1 > c0:
-                _sum_rows(dz, out, batch, n, c0, c1, grads[b_off + c0:b_off + c1])
-        for l in range(layers if update else 0):  # the updates, after all of this thread's products
-            w_off, b_off, k, n, out, relu = table[l]
-            k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
-            c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
-            lo, hi = w_off + k0 * n, w_off + k1 * n
-            if hi > lo:
-                _sgd(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode, has_decay,
-                     tiny)
-            lo, hi = b_off + c0, b_off + c1
-            if b_off >= 0 and hi > lo:
-                _sgd(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, mode, has_decay,
-                     tiny)
+    carray(_pointer(args[LOSSES]), (threads,), np.float64)[t] = loss
+
+
+def weights_pass(t, data, threads):
+    """Part 2 of the step for thread ``t`` of ``threads``: rows k0:k1 of every weight gradient,
+    columns c0:c1 of every bias gradient, then (``UPDATE``) the update (``RULE``: SGD or Adam) of
+    exactly those, its scalars cast to ``DTYPE``."""
+    args = carray(data, (len(ARGS),), np.int64)
+    batch, layers, gemm = args[BATCH], args[LAYERS], args[GEMM]
+    table = carray(_pointer(args[TABLE]), (layers, 6), np.int64)
+    params = carray(_pointer(args[PARAMS]), (args[PARAM_SIZE],), DTYPE)
+    grads = carray(_pointer(args[GRADS]), (args[PARAM_SIZE],), DTYPE)
+    velocity = carray(_pointer(args[VELOCITY]), (args[STATE_SIZE],), DTYPE)
+    m = carray(_pointer(args[M]), (args[STATE_SIZE],), DTYPE)
+    v = carray(_pointer(args[V]), (args[STATE_SIZE],), DTYPE)
+    dz = carray(_pointer(args[DZ]), (args[ACT_SIZE],), DTYPE)
+    f = carray(_pointer(args[FLOATS]), (len(FLOAT_SLOTS),), np.float64)
+    lr, momentum, weight_decay, tiny = DTYPE(f[LR]), DTYPE(f[MOMENTUM]), DTYPE(f[WEIGHT_DECAY]), DTYPE(f[TINY])
+    alpha, beta_1, one_minus_beta_1 = DTYPE(f[ALPHA]), DTYPE(f[BETA_1]), DTYPE(f[ONE_MINUS_BETA_1])
+    beta_2, one_minus_beta_2, epsilon = DTYPE(f[BETA_2]), DTYPE(f[ONE_MINUS_BETA_2]), DTYPE(f[EPSILON])
+    rule, has_decay = args[RULE], args[HAS_DECAY] != 0
+    item = params.itemsize
+    one, zero = DTYPE(1), DTYPE(0)
+    x_addr, g_addr, a_addr, d_addr = args[X], args[GRADS], args[ACTS], args[DZ]
+    for l in range(layers):
+        w_off, b_off, k, n, out, relu = table[l]
+        k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
+        src = x_addr + k0 * item if l == 0 else a_addr + (table[l - 1, OUT_OFFSET] + k0) * item
+        if k1 > k0:
+            _gemm(gemm, TRANS, NO_TRANS, k1 - k0, n, batch, src, k, d_addr + out * item, n,
+                  g_addr + (w_off + k0 * n) * item, n, one, zero)
+        c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
+        if b_off >= 0 and c1 > c0:
+            _sum_rows(dz, out, batch, n, c0, c1, grads[b_off + c0:b_off + c1])
+    for l in range(layers if args[UPDATE] else 0):  # the updates, after all of this thread's products
+        w_off, b_off, k, n, out, relu = table[l]
+        k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
+        c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
+        for lo, hi in ((w_off + k0 * n, w_off + k1 * n), (b_off + c0, b_off + c1 if b_off >= 0 else b_off + c0)):
+            if hi <= lo:
+                continue
+            if rule == ADAM:
+                adam_update_slice(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], alpha, beta_1, one_minus_beta_1,
+                                  beta_2, one_minus_beta_2, epsilon)
+            else:
+                sgd_update_slice(params[lo:hi], grads[lo:hi], velocity[lo:hi], lr, momentum, weight_decay, rule,
+                                 has_decay, tiny)
+
+
+_JOBS = {}
+
+
+def jobs(dtype):
+    """The addresses of the two jobs for parameters of ``dtype`` (float32 or float64), compiled
+    (or read from the disk cache) on the first call for that dtype: :func:`rows_pass` and
+    :func:`weights_pass` with ``DTYPE`` bound to it, each compiled once, as the C callback itself
+    (a distinct name per dtype keeps their disk caches apart; the update's divisions follow
+    NumPy's error model, x / 0 = inf, as the layered update kernels do)."""
+    name = np.dtype(dtype).name
+    if name not in _JOBS:
+        compiled = []
+        for fn, options in ((rows_pass, {}), (weights_pass, {"error_model": "numpy"})):
+            clone = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, DTYPE=np.dtype(name).type),
+                                         f"{fn.__name__}_{name}", fn.__defaults__, fn.__closure__)
+            clone.__qualname__, clone.__module__ = f"{fn.__qualname__}_{name}", fn.__module__
+            compiled.append(numba.cfunc(JOB, nopython=True, nogil=True, cache=True, **options)(clone))
+        _JOBS[name] = (compiled, [job.address for job in compiled])
+    return _JOBS[name][1]
+
+
+def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, probs, losses, rule, floats, state,
+                   has_decay=False, update=True):
+    """One training step of the network in ``table`` on the batch ``x`` (B, k0) with targets
+    ``y`` (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in
+    ``probs``, the gradients in ``grads``, the update in ``params`` and the optimizer's ``state``
+    -- ``(velocity,)`` for SGD (``rule`` 0, 1, 2: the ``sgd`` kernel's mode; ``has_decay``: weight
+    decay), ``(m, v)`` for Adam (``rule`` :data:`ADAM`) -- with the scalars in ``floats``
+    (float64, :data:`FLOAT_SLOTS`). With ``update`` False the gradients are made and nothing is
+    updated. ``losses`` (float64, one per thread) receives each thread's loss sum; returns their
+    sum. Every array must be C-contiguous: the jobs read them in place."""
+    rows_job, weights_job = jobs(params.dtype)
+    velocity, m, v = (state[0], params, params) if rule != ADAM else (params, state[0], state[1])
+    args = np.array([gemm, x.ctypes.data, y.ctypes.data, labels.ctypes.data, params.ctypes.data, grads.ctypes.data,
+                     velocity.ctypes.data, m.ctypes.data, v.ctypes.data, table.ctypes.data, acts.ctypes.data,
+                     dz.ctypes.data, probs.ctypes.data, losses.ctypes.data, floats.ctypes.data, x.shape[0], x.shape[1],
+                     y.shape[0], probs.shape[1], labels.shape[0], table.shape[0], params.shape[0],
+                     min(velocity.shape[0], m.shape[0], v.shape[0]), acts.shape[0], int(sparse), rule,
+                     int(has_decay), int(update)], np.int64)
+    threads = np.int32(losses.shape[0])
+    block = np.uint64(args.ctypes.data)
+    run_jobs(np.uint64(rows_job), threads, np.uint64(0), block, threads)
+    run_jobs(np.uint64(weights_job), threads, np.uint64(0), block, threads)
     return losses.sum()

@@ -29,8 +29,15 @@ def _touch(x):
 
 
 def start_threads():
-    """Launch Numba's thread pool (loading its threading layer) with a one-element parallel loop.
-    Code compiled against the pool -- :mod:`._numba_blas`' OpenBLAS callback -- needs it loaded
-    before that code is built or read from the disk cache, or LLVM aborts the process
-    ("Symbol not found: allocate_sched")."""
-    _touch(np.zeros(1, np.float32))
+    """Launch Numba's thread pool (loading its threading layer) as a parallel function's first
+    call does (``numba.np.ufunc.parallel._launch_threads``; where that function is missing, a
+    one-element parallel loop, which costs a compilation on the first run). Code compiled
+    against the pool -- :mod:`._numba_blas`' OpenBLAS callback -- needs it loaded before that
+    code is built or read from the disk cache, or LLVM aborts the process ("Symbol not found:
+    allocate_sched")."""
+    try:
+        from numba.np.ufunc.parallel import _launch_threads
+    except ImportError:
+        _touch(np.zeros(1, np.float32))
+    else:
+        _launch_threads()

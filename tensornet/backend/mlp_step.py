@@ -1,6 +1,6 @@
-"""The NumPy backend's compiled whole training step of a Dense network with SGD, as a callable:
-:func:`compiled_mlp_step` says whether it can run now and returns a :class:`MlpStep`, which calls
-:func:`._numba_step.mlp_sgd_step` on MKL's GEMM and the shared thread pool.
+"""The NumPy backend's compiled whole training step of a Dense network with SGD or Adam, as a
+callable: :func:`compiled_mlp_step` says whether it can run now and returns a :class:`MlpStep`,
+which calls :func:`._numba_step.mlp_train_step` on MKL's GEMM and the shared thread pool.
 :mod:`.numpy_whole_step` decides which models it trains.
 """
 from __future__ import annotations
@@ -37,32 +37,45 @@ def compiled_mlp_step(ops, dtype, largest_macs):
 
 
 class MlpStep:
-    """``run(x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
-    weight_decay, update=True)``: one SGD step of the network in ``table`` (the arguments of
-    :func:`._numba_step.mlp_sgd_step`), returning the batch's loss sum in ``dtype``; ``target``
-    is (B, classes) in ``dtype`` or (B,) int64 labels; ``velocity`` may be None (momentum 0).
-    The SGD scalars are cast to the dtype. ``ready`` is False once the pool is no longer shared
-    (a forked child, where a parallel region would abort: the caller then takes the layered step)."""
+    """``run(x, target, params, grads, table, acts, dz, probs, rule, update=True)``: one training
+    step of the network in ``table`` (the arrays of :func:`._numba_step.mlp_train_step`) with the
+    update the optimizer's description ``rule`` names -- SGD (``momentum``, ``nesterov``,
+    ``weight_decay``, its ``velocity``, which may be None without momentum) or Adam (``beta_1``,
+    ``beta_2``, ``epsilon``, its ``m`` and ``v``; ``alpha`` from the step count ``rule["t"]``) --
+    at learning rate ``rule["lr"]``, returning the batch's loss sum in ``dtype``; ``target`` is
+    (B, classes) in ``dtype`` or (B,) int64 labels. The scalars reach the kernel as float64 and
+    are cast to the dtype there, as :class:`NumpyBackend`'s update kernels receive them.
+    ``ready`` is False once the pool is no longer shared (a forked child, where a parallel region
+    would abort: the caller then takes the layered step)."""
 
     def __init__(self, blas_threads, gemm, dtype):
         from . import _numba_step
 
-        self._kernel, self._blas_threads, self._gemm = _numba_step.mlp_sgd_step, blas_threads, gemm
-        self._cast, self._tiny = dtype.type, numpy.finfo(dtype).tiny
+        self._kernel, self._blas_threads, self._gemm = _numba_step.mlp_train_step, blas_threads, gemm
+        self._adam = _numba_step.ADAM
+        self._cast, self._tiny = dtype.type, float(numpy.finfo(dtype).tiny)
         self._losses = numpy.zeros(blas_threads.threads)
+        self._floats = numpy.zeros(len(_numba_step.FLOAT_SLOTS))
         self._no_labels, self._no_targets = numpy.zeros(0, numpy.int64), numpy.zeros((0, 0), dtype)
 
     @property
     def ready(self) -> bool:
         return self._blas_threads.mkl is not None  # MKL's GEMM is set only while the pool is shared
 
-    def __call__(self, x, target, params, grads, velocity, table, acts, dz, probs, lr, momentum, nesterov,
-                 weight_decay, update=True):
-        sparse, cast = target.ndim == 1, self._cast
-        mode = 0 if not momentum else (2 if nesterov else 1)
+    def __call__(self, x, target, params, grads, table, acts, dz, probs, rule, update=True):
+        sparse = target.ndim == 1
         targets, labels = (self._no_targets, target) if sparse else (target, self._no_labels)
-        total = self._kernel(self._gemm, x, targets, labels, sparse, params, grads,
-                             params if velocity is None else velocity, table, acts, dz, probs, cast(lr),
-                             cast(momentum), cast(weight_decay), mode, bool(weight_decay), self._tiny, self._losses,
-                             update)
-        return cast(total)
+        floats, lr = self._floats, rule["lr"]
+        if rule["rule"] == "adam":
+            b1, b2, t = rule["beta_1"], rule["beta_2"], rule["t"]
+            alpha = lr * (1.0 - b2 ** (t + 1)) ** 0.5 / (1.0 - b1 ** (t + 1))  # as NumpyBackend.adam_update
+            floats[4:] = (alpha, b1, 1.0 - b1, b2, 1.0 - b2, rule["epsilon"])
+            code, state, has_decay = self._adam, (rule["m"], rule["v"]), False
+        else:
+            momentum = rule["momentum"]
+            floats[:4] = (lr, momentum, rule["weight_decay"], self._tiny)
+            code = 0 if not momentum else (2 if rule["nesterov"] else 1)
+            state, has_decay = (params if rule["velocity"] is None else rule["velocity"],), bool(rule["weight_decay"])
+        total = self._kernel(self._gemm, x, targets, labels, sparse, params, grads, table, acts, dz, probs,
+                             self._losses, code, floats, state, has_decay, update)
+        return self._cast(total)

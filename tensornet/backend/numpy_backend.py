@@ -16,7 +16,7 @@ step allocates no large array either way. What is overridden:
 - ``bias_activation`` (relu, softmax), ``backprop_relu``, ``softmax_cross_entropy``,
   ``count_correct`` (categorical) and ``dropout_mask``: one Numba pass each;
 - every ``<rule>_update``: one Numba pass over the flat buffers (:mod:`.numpy_optimizers`);
-- ``training_step``: the whole step of a Dense network with SGD as one Numba call where it
+- ``training_step``: the whole step of a Dense network with SGD or Adam as one compiled call where it
   serves the model (:mod:`.numpy_whole_step`, :mod:`.mlp_step`, :mod:`._numba_step`).
 
 Every override keeps :class:`Backend`'s signature and is tested against it on random inputs,

@@ -1,5 +1,5 @@
 """The NumPy backend's whole training step: forward, softmax cross-entropy, backward and the SGD
-update of a Dense network in one Numba call (:func:`._numba_step.mlp_sgd_step`), on MKL and the
+or Adam update of a Dense network in one compiled call (:func:`._numba_step.mlp_train_step`), on MKL and the
 shared thread pool. :meth:`NumpyBackend.training_step` returns it for every model it serves and
 the layered step (:class:`.training_step.LayeredStep`) for the others, with the reason.
 
@@ -13,14 +13,14 @@ A model is served when its description (``model.describe_step()``) says:
 - its layers are ``dense`` after any number of leading ``flatten``; hidden activations linear or
   relu; the output a softmax with (sparse) categorical cross-entropy, the pair the layered step
   fuses (``loss == "softmax_crossentropy"``);
-- the optimizer's rule is ``sgd`` (any momentum, Nesterov, decay or schedule, weight decay)
-  without clipping;
+- the optimizer's rule is ``sgd`` (any momentum, Nesterov, decay or schedule, weight decay) or
+  ``adam`` (any betas, epsilon, decay or schedule; not AMSGrad), without clipping;
 - the parameters are one float32 or float64 buffer and no kernel exceeds :data:`MAX_WEIGHT_BYTES`;
 - the backend can run the kernel now (:func:`.mlp_step.compiled_mlp_step`: inside ``fit``,
   Numba and MKL on the shared pool, a largest product large enough to thread).
 
 The divergence guard's replays (``update=False``) make the same gradients with the same kernel,
-then apply the optimizer's own update over the flat buffer, the same element-wise SGD arithmetic,
+then apply the optimizer's own update over the flat buffer, the same element-wise arithmetic,
 so a replay reproduces the step to the bit. The whole step and the layered one agree to
 rounding: MKL may sum a row-split product in another order (``tests/test_backend_whole_step.py``).
 """
@@ -73,8 +73,10 @@ def unserved(description):
 
 def optimizer_problem(rule):
     """Why the whole step cannot make the update the optimizer describes (``rule``), or None."""
-    if rule["rule"] != "sgd":
-        return f"the optimizer is {rule['class']}; the whole step has SGD's update only"
+    if rule["rule"] not in ("sgd", "adam"):
+        return f"the optimizer is {rule['class']}; the whole step has SGD's and Adam's updates only"
+    if rule["rule"] == "adam" and rule["amsgrad"]:
+        return "the optimizer is Adam with AMSGrad; the whole step has plain Adam's update only"
     if rule["clips"]:
         return "the optimizer clips gradients (clipping needs every gradient before the first update)"
     return None
@@ -125,13 +127,17 @@ class WholeStep:
 
     def _rule(self, x, y):
         """The optimizer's description when the kernel can run now and read ``x`` and ``y`` in
-        place, else None. The optimizer must still be an unclipped SGD with a velocity where it
-        has momentum (a callback may change it during ``fit``); ``x`` and ``y`` C-contiguous in the
-        model's dtype, integer labels as int64."""
+        place, else None. The optimizer must still be an unclipped SGD (with a velocity where it
+        has momentum) or Adam with its moments (a callback may change it during ``fit``); ``x``
+        and ``y`` C-contiguous in the model's dtype, integer labels as int64."""
         if not self._run.ready:
             return None
         rule = self.model.optimizer.describe()
-        if optimizer_problem(rule) is not None or (rule["momentum"] and rule["velocity"] is None):
+        if optimizer_problem(rule) is not None:
+            return None
+        if rule["rule"] == "sgd" and rule["momentum"] and rule["velocity"] is None:
+            return None
+        if rule["rule"] == "adam" and (rule["m"] is None or rule["v"] is None):
             return None
         dtype = self.model.ops.dtype(self.model.dtype)
         if x.dtype != dtype or not x.flags.c_contiguous or x.shape[0] == 0:
@@ -147,8 +153,8 @@ class WholeStep:
     def _call(self, x, y, rule, lr, update):
         table, acts, dz, probs = self._workspace(x.shape[0])
         params, grads = self.model.store.flat()
-        loss = self._run(x, y, params, grads, rule["velocity"], table, acts, dz, probs, lr, rule["momentum"],
-                         rule["nesterov"], rule["weight_decay"], update)
+        rule = dict(rule, lr=lr, t=self.model.optimizer.iterations)
+        loss = self._run(x, y, params, grads, table, acts, dz, probs, rule, update)
         return probs, loss
 
     def __call__(self, x, y, update=True):

@@ -156,6 +156,15 @@ class Adam(Optimizer):
         self.epsilon = check_number(epsilon, "epsilon")
         self.amsgrad = bool(amsgrad)
 
+    def describe(self) -> dict:
+        """:meth:`Optimizer.describe` plus ``beta_1``, ``beta_2``, ``epsilon``, ``amsgrad`` and the
+        moment buffers ``m`` and ``v`` of the only parameter dtype (None before ``build``, or with
+        several dtypes)."""
+        groups = list(self.state.values())
+        group = groups[0] if len(groups) == 1 else {}
+        return {**super().describe(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "amsgrad": self.amsgrad, "m": group.get("m"), "v": group.get("v")}
+
     def state_spec(self):
         spec = (("m", 0.0), ("v", 0.0))
         return spec + (("v_max", 0.0),) if self.amsgrad else spec

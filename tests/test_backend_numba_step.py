@@ -1,0 +1,34 @@
+"""The compiled step's parts (tensornet/backend/_numba_step.py) are compiled once per machine:
+a second process reads both jobs from Numba's disk cache instead of compiling them."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = """
+import json, numpy
+from tensornet.backend import _numba_step
+_numba_step.jobs(numpy.float32)
+compiled, addresses = _numba_step._JOBS["float32"]
+print(json.dumps({"hits": [job.cache_hits for job in compiled], "addresses": [bool(a) for a in addresses]}))
+"""
+
+
+def _probe(cache):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_step_jobs_are_read_from_the_disk_cache_by_a_second_process(tmp_path):
+    pytest.importorskip("numba", reason="Numba is not installed")
+    first = _probe(tmp_path)
+    assert first == {"hits": [0, 0], "addresses": [True, True]}  # an empty cache: both compiled
+    assert any(tmp_path.rglob("*.nbi")), "nothing was written to the cache"
+    assert _probe(tmp_path) == {"hits": [1, 1], "addresses": [True, True]}
