@@ -1,5 +1,8 @@
 """Layers with Keras' names and arguments: the Keras import path ``tensornet.layers``, re-exported
 from :mod:`tensornet.nn.layers`."""
 from .nn.layers import (Activation, BatchNormalization, Dense, Dropout, Flatten, Layer)
+from .nn.layers import (AveragePooling2D, Conv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D,
+                        Reshape)
 
-__all__ = ['Activation', 'BatchNormalization', 'Dense', 'Dropout', 'Flatten', 'Layer']
+__all__ = ['Activation', 'BatchNormalization', 'Dense', 'Dropout', 'Flatten', 'Layer',
+           'Conv2D', 'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Reshape']

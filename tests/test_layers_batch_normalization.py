@@ -381,7 +381,5 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="gamma_initializer"):
         BatchNormalization(gamma_initializer="nope")
     model = Sequential()
-    with pytest.raises(ValueError, match=r"2-D.*Flatten"):
-        model.add(BatchNormalization(input_shape=(4, 5)))
-    with pytest.raises(ValueError, match="2-D"):
-        BatchNormalization()(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"axis=1 is not the last axis.*\(4, 5, 3\)"):
+        model.add(BatchNormalization(axis=1, input_shape=(4, 5, 3)))
