@@ -161,15 +161,14 @@ class ConvOps:
     # ------------------------------------------------------------------ pooling
     def max_pool2d(self, x, rows, cols, out=None, argmax_out=None):
         """y[b, i, j, ch] = max over the window (u, v) of p[b, i s_h + u, j s_w + v, ch], p the
-        input padded with -inf; ``argmax`` (int8 when the window has < 128 entries, else int32)
-        holds u kw + v of the first maximum. Returns ``(y, argmax)``."""
+        input padded with -inf; ``argmax`` (int32) holds u kw + v of the first maximum.
+        Returns ``(y, argmax)``."""
         xp = self.xp
         n, c = x.shape[0], x.shape[3]
         kh, kw, oh, ow = rows[0], cols[0], rows[5], cols[5]
         p = self._padded(x, rows, cols, -math.inf, ("pool_pad", x.shape))
         y = out if out is not None else xp.empty((n, oh, ow, c), dtype=x.dtype)
-        index_dtype = "int8" if kh * kw < 128 else "int32"
-        argmax = argmax_out if argmax_out is not None else xp.empty((n, oh, ow, c), dtype=index_dtype)
+        argmax = argmax_out if argmax_out is not None else xp.empty((n, oh, ow, c), dtype="int32")
         y[...] = p[:, _axis(rows, 0), _axis(cols, 0), :]
         argmax[...] = 0
         better = self.scratch(("max_pool_better", y.shape), y.shape, "bool")

@@ -66,7 +66,7 @@ class NumpyConvOps:
         if out is None:
             out = numpy.empty(shape, dtype=x.dtype)
         if argmax_out is None:
-            argmax_out = numpy.empty(shape, dtype="int8" if rows[0] * cols[0] < 128 else "int32")
+            argmax_out = numpy.empty(shape, dtype="int32")
         if out.shape == shape and argmax_out.shape == shape:
             kernel = self._conv_kernel("max_pool2d", x.size, x, out)
             if kernel is not None and _contiguous(argmax_out):
