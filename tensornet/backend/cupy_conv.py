@@ -41,6 +41,7 @@ class CupyConvOps:
         return out
 
     def im2col(self, x, rows, cols, out=None):
+        """The reference's im2col, one ``im2col<T>`` thread per matrix entry."""
         ctype = self._conv_ctype(x) if x.ndim == 4 else None
         one_by_one = rows[0] == cols[0] == 1 and rows[1] == cols[1] == 1 and not any(rows[3:5] + cols[3:5])
         if ctype is None or one_by_one:
@@ -54,6 +55,8 @@ class CupyConvOps:
         return out
 
     def col2im(self, dcols, x_shape, rows, cols, out=None):
+        """The reference's col2im, one ``col2im<T>`` thread per input pixel and channel, adding
+        the patch entries in the reference's order."""
         ctype = self._conv_ctype(dcols) if dcols.ndim == 2 else None
         if ctype is None:
             return super().col2im(dcols, x_shape, rows, cols, out=out)
@@ -66,6 +69,7 @@ class CupyConvOps:
         return out
 
     def max_pool2d(self, x, rows, cols, out=None, argmax_out=None):
+        """The reference's max pooling (first maximum, int32 argmax), one thread per output."""
         ctype = self._conv_ctype(x) if x.ndim == 4 else None
         if ctype is None:
             return super().max_pool2d(x, rows, cols, out=out, argmax_out=argmax_out)
@@ -80,6 +84,7 @@ class CupyConvOps:
         return out, argmax
 
     def max_pool2d_backward(self, dy, argmax, x_shape, rows, cols, out=None):
+        """The reference's pooling gradient, one thread per input pixel gathering its windows."""
         ctype = self._conv_ctype(dy) if dy.ndim == 4 else None
         if ctype is None or argmax.dtype != numpy.dtype("int32") or not argmax.flags.c_contiguous:
             return super().max_pool2d_backward(dy, argmax, x_shape, rows, cols, out=out)

@@ -38,6 +38,7 @@ class NumpyConvOps:
         return self._kernel(getattr(_numba_conv, name), size, *arrays)
 
     def im2col(self, x, rows, cols, out=None):
+        """The reference's im2col as one Numba pass (from ``KERNEL_MIN_CHANNELS`` channels)."""
         n, c = x.shape[0], x.shape[3]
         shape = (n * rows[5] * cols[5], rows[0] * cols[0] * c)
         if out is None and x.ndim == 4:
@@ -52,6 +53,7 @@ class NumpyConvOps:
         return super().im2col(x, rows, cols, out=out)
 
     def col2im(self, dcols, x_shape, rows, cols, out=None):
+        """The reference's col2im as one Numba pass per image (from ``KERNEL_MIN_CHANNELS`` channels)."""
         if out is None:
             out = numpy.empty(x_shape, dtype=dcols.dtype)
         if tuple(out.shape) == tuple(x_shape) and dcols.ndim == 2 and x_shape[3] >= KERNEL_MIN_CHANNELS:
@@ -62,6 +64,7 @@ class NumpyConvOps:
         return super().col2im(dcols, x_shape, rows, cols, out=out)
 
     def max_pool2d(self, x, rows, cols, out=None, argmax_out=None):
+        """The reference's max pooling (first maximum, int32 argmax) as one Numba pass."""
         shape = (x.shape[0], rows[5], cols[5], x.shape[3])
         if out is None:
             out = numpy.empty(shape, dtype=x.dtype)
@@ -75,6 +78,7 @@ class NumpyConvOps:
         return super().max_pool2d(x, rows, cols, out=out, argmax_out=argmax_out)
 
     def max_pool2d_backward(self, dy, argmax, x_shape, rows, cols, out=None):
+        """The reference's pooling gradient as one Numba pass per image."""
         if out is None:
             out = numpy.empty(x_shape, dtype=dy.dtype)
         if tuple(out.shape) == tuple(x_shape) and argmax.shape == dy.shape:
