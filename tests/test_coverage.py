@@ -21,7 +21,7 @@ NUMERIC_MODULES = (
     "test_activations.py", "test_losses.py", "test_layers_dense.py", "test_layers_activation.py",
     "test_layers_flatten.py", "test_layers_dropout.py", "test_layers_batch_normalization.py", "test_models.py", "test_optimizers.py",
     "test_optimizers_torch_parity.py", "test_schedules.py", "test_initializers.py", "test_metrics.py",
-    "test_utils.py", "test_layers_conv2d.py", "test_layers_pooling.py",
+    "test_utils.py", "test_layers_conv2d.py", "test_layers_pooling.py", "test_layers_reshape.py",
 )
 
 
