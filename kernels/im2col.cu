@@ -8,6 +8,7 @@
 // {float, double}.
 //
 // Compile check (every kernel, float and double; tests/test_kernels_compile.py runs it):
+//   nvcc -std=c++17 --fmad=false -arch=sm_80 -DTENSORNET_NVCC_CHECK -c kernels/im2col.cu -o /dev/null
 //   nvcc -std=c++17 --fmad=false -arch=sm_90 -DTENSORNET_NVCC_CHECK -c kernels/im2col.cu -o /dev/null
 //
 // Formulas (the NumPy reference is tensornet/backend/conv_ops.py; x is (n, h, w, c), a window
