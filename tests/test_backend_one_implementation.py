@@ -11,10 +11,11 @@ import pytest
 from tensornet.backend import Backend, NumpyBackend
 from tensornet.backend.activation_ops import ActivationOps
 from tensornet.backend.array_ops import ArrayOps
+from tensornet.backend.conv_ops import ConvOps
 from tensornet.backend.loss_ops import LossOps
 from tensornet.backend.optimizer_ops import OptimizerOps
 
-OPERATIONS = {name for family in (ArrayOps, ActivationOps, LossOps, OptimizerOps)
+OPERATIONS = {name for family in (ArrayOps, ActivationOps, LossOps, OptimizerOps, ConvOps)
               for name, member in vars(family).items() if inspect.isfunction(member) and not name.startswith("_")}
 
 

@@ -18,12 +18,13 @@ import pytest
 from tensornet.backend import Backend, NumpyBackend
 from tensornet.backend.activation_ops import ActivationOps
 from tensornet.backend.array_ops import ArrayOps
+from tensornet.backend.conv_ops import ConvOps
 from tensornet.backend.cupy_optimizers import CupyOptimizerOps
 from tensornet.backend.loss_ops import LossOps
 from tensornet.backend.numpy_optimizers import NumpyOptimizerOps
 from tensornet.backend.optimizer_ops import OptimizerOps
 
-BASE_FAMILIES = [ArrayOps, ActivationOps, LossOps, OptimizerOps]
+BASE_FAMILIES = [ArrayOps, ActivationOps, LossOps, OptimizerOps, ConvOps]
 
 
 def _public_methods(cls):

@@ -23,6 +23,7 @@ NUMERIC_MODULES = (
     "test_optimizers_torch_parity.py", "test_schedules.py", "test_initializers.py", "test_metrics.py",
     "test_utils.py",
     "test_layers_merge.py", "test_models_graph.py",
+    "test_layers_conv2d.py", "test_layers_pooling.py", "test_layers_reshape.py",
 )
 
 

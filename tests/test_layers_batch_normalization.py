@@ -381,7 +381,46 @@ def test_argument_errors():
     with pytest.raises(ValueError, match="gamma_initializer"):
         BatchNormalization(gamma_initializer="nope")
     model = Sequential()
-    with pytest.raises(ValueError, match=r"2-D.*Flatten"):
-        model.add(BatchNormalization(input_shape=(4, 5)))
-    with pytest.raises(ValueError, match="2-D"):
-        BatchNormalization()(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"axis=1 is not the last axis.*\(4, 5, 3\)"):
+        model.add(BatchNormalization(axis=1, input_shape=(4, 5, 3)))
+
+
+# ------------------------------------------------------------------ images (batch, h, w, c)
+def test_images_are_normalized_per_channel_over_batch_height_and_width():
+    rng = np.random.default_rng(11)
+    x = rng.normal(0.5, 2.0, size=(3, 4, 5, 2))
+    layer = BatchNormalization(momentum=0.5, dtype="float64")
+    layer(x[:1], training=False)
+    layer.weights["gamma"][...] = [1.5, -0.7]
+    layer.weights["beta"][...] = [0.2, -0.4]
+    y = layer(x, training=True)
+    rows = x.reshape(-1, 2)
+    expected, _, mean, var = np_batch_norm(rows, np.array([1.5, -0.7]), np.array([0.2, -0.4]), 1e-3)
+    np.testing.assert_allclose(y, expected.reshape(x.shape), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(layer.moving_mean, 0.5 * mean, rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_variance, 0.5 + 0.5 * var, rtol=1e-12)
+    assert layer.count_non_trainable_params() == 4 and layer.count_params() == 4
+    np.testing.assert_allclose(layer(x, training=False),
+                               np_inference(rows, layer.moving_mean, layer.moving_variance, np.array([1.5, -0.7]),
+                                            np.array([0.2, -0.4]), 1e-3).reshape(x.shape), rtol=1e-12)
+
+
+def test_image_gradients_match_finite_differences():
+    rng = np.random.default_rng(12)
+    x = rng.normal(0.0, 1.5, size=(2, 3, 4, 3))
+    layer = BatchNormalization(axis=3, dtype="float64")
+    layer(x[:1], training=False)
+    layer.weights["gamma"][...] = rng.uniform(0.5, 1.5, size=3)
+    layer.weights["beta"][...] = rng.uniform(-1, 1, size=3)
+    r = rng.standard_normal(x.shape)
+
+    def loss():
+        return np.sum(r * layer.forward(x, training=True))
+
+    layer.forward(x, training=True)
+    dx = layer.backward(r.copy()).copy()
+    assert dx.shape == x.shape
+    grads = {k: v.copy() for k, v in layer.gradients.items()}
+    check_gradient(loss, x, dx, what="BatchNormalization images d/dx")
+    check_gradient(loss, layer.weights["gamma"], grads["gamma"], what="BatchNormalization images d/dgamma")
+    check_gradient(loss, layer.weights["beta"], grads["beta"], what="BatchNormalization images d/dbeta")

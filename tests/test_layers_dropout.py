@@ -107,3 +107,23 @@ def test_dropout_in_training_step_model_gradient():
 def test_invalid_rate_raises(rate):
     with pytest.raises(ValueError, match="rate"):
         Dropout(rate)
+
+
+def test_dropout_on_images():
+    """(batch, h, w, c) inputs: one mask entry per value, the same mask in backward."""
+    from tensornet.layers import Conv2D, Flatten
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.5, 1.5, size=(8, 6, 5, 4)).astype("float32")
+    layer = Dropout(0.25, seed=4)
+    y = layer(x, training=True)
+    assert y.shape == x.shape and y.dtype == np.float32
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / 0.75, rtol=1e-6)
+    assert 0.6 < kept.mean() < 0.9
+    dy = rng.standard_normal(x.shape).astype("float32")
+    np.testing.assert_allclose(layer.backward(dy), np.where(kept, dy / 0.75, 0), rtol=1e-6)
+    model = Sequential([Conv2D(3, 3, input_shape=(6, 5, 4)), Dropout(0.5), Flatten(), Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, rng.integers(0, 2, 8), batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

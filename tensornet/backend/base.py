@@ -10,8 +10,8 @@ this class (``tests/test_backend_signatures.py`` checks it).
 The operations come in families, one mixin each, composed into :class:`Backend`:
 :class:`.array_ops.ArrayOps` (arrays, random draws, products, batch normalization, reductions),
 :class:`.activation_ops.ActivationOps`, :class:`.loss_ops.LossOps` (losses, fused output
-losses, accuracy), :class:`.optimizer_ops.OptimizerOps` and :class:`.merge_ops.MergeOps` (graph
-models' merges). This class adds the device's
+losses, accuracy), :class:`.optimizer_ops.OptimizerOps`, :class:`.merge_ops.MergeOps` (graph
+models' merges) and :class:`.conv_ops.ConvOps` (im2col, convolution, pooling). This class adds the device's
 memory, the loop's lifecycle and the training step.
 
 Conventions:
@@ -32,6 +32,7 @@ import numpy
 
 from .activation_ops import ActivationOps
 from .array_ops import ArrayOps
+from .conv_ops import ConvOps
 from .loss_ops import EPSILON, LossOps
 from .merge_ops import MergeOps
 from .optimizer_ops import OptimizerOps
@@ -40,7 +41,7 @@ from .training_step import LayeredStep
 __all__ = ["Backend", "EPSILON"]
 
 
-class Backend(ArrayOps, ActivationOps, LossOps, OptimizerOps, MergeOps):
+class Backend(ArrayOps, ActivationOps, LossOps, OptimizerOps, MergeOps, ConvOps):
     """Reference implementation of every operation, on the array module ``xp``."""
 
     name = "base"

@@ -20,6 +20,12 @@ def set_floatx(dtype: str) -> None:
     _floatx = check_float_dtype(dtype, "dtype")
 
 
+def image_data_format() -> str:
+    """The image layout of Conv2D and the pooling layers: always ``"channels_last"``
+    ((batch, height, width, channels)), as Keras' default; scripts that branch on it carry over."""
+    return "channels_last"
+
+
 _deterministic = False
 
 #: cuBLAS workspace setting that makes its results independent of stream scheduling.

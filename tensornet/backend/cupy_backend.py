@@ -33,6 +33,7 @@ import cupyx
 
 from . import config, kernels
 from .base import Backend
+from .cupy_conv import CupyConvOps
 from .cupy_optimizers import CupyOptimizerOps
 
 #: Threads per block of every launch (a multiple of the warp size).
@@ -55,7 +56,7 @@ def use_plain_reductions():
     cupy._core.set_routine_accelerators([])
 
 
-class CupyBackend(CupyOptimizerOps, Backend):
+class CupyBackend(CupyOptimizerOps, CupyConvOps, Backend):
     """Runs every operation on the current CUDA device with CuPy, with fused kernels for the
     activations, the softmax cross-entropy and the optimizer updates."""
 

@@ -40,6 +40,9 @@ BACKWARD_ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
 OPTIMIZER_KERNELS = ("sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update",
                      "adam_update", "adamax_update", "nadam_update")
 
+#: Convolution and pooling kernels in ``im2col.cu`` (one per ``Backend.<name>`` method).
+CONV_KERNELS = ("im2col", "col2im", "max_pool2d", "max_pool2d_backward")
+
 _CTYPES = tuple(FLOAT_CTYPES.values())
 
 
@@ -64,6 +67,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "activations": _activation_names(),
     "optimizers": tuple(f"{k}<{t}>" for k in OPTIMIZER_KERNELS for t in _CTYPES),
     "softmax_cross_entropy": _softmax_names(),
+    "im2col": tuple(f"{k}<{t}>" for k in CONV_KERNELS for t in _CTYPES),
 }
 
 _lock = threading.Lock()

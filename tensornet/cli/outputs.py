@@ -29,5 +29,6 @@ def write_outputs(model, save_path, args):
         history = History()
         history.history, history.epoch = logs, epochs
         hidden = "-".join(str(layer.units) for layer in model.layers[:-1] if hasattr(layer, "units"))
-        plot.history(history, args.plot, title=f"{args.dataset}, MLP {hidden or '-'}: training curves")
+        network = "CNN" if getattr(args, "model", "mlp") == "cnn" else f"MLP {hidden or '-'}"
+        plot.history(history, args.plot, title=f"{args.dataset}, {network}: training curves")
         print(f"wrote plot to {args.plot}", flush=True)

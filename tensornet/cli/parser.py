@@ -10,11 +10,14 @@ from ..version import __version__
 from . import values
 
 #: The train command's defaults (also what the README's figures are computed with).
-DEFAULTS = {"model": "mlp", "epochs": 10, "batch_size": 128, "lr": 0.1, "momentum": 0.9, "schedule": "cosine",
+DEFAULTS = {"model": "mlp", "epochs": 10, "batch_size": 128, "momentum": 0.9, "schedule": "cosine",
             "decay": 1e-4, "hidden": "512,512", "seed": 0, "validation_split": "1/12", "verbose": "auto"}
 
 #: The network kinds ``--model`` builds.
-MODELS = ("mlp",)
+MODELS = ("mlp", "cnn")
+
+#: The initial learning rate of each ``--model`` when ``--lr`` is not given.
+MODEL_LEARNING_RATES = {"mlp": 0.1, "cnn": 0.05}
 
 DESCRIPTION = """\
 Train a network on Fashion-MNIST (or MNIST) from the command line, and describe this
@@ -85,7 +88,8 @@ def _add_train_options(train):
                            "(1/12 is 5,000 of Fashion-MNIST's 60,000)")
     model = train.add_argument_group("model")
     model.add_argument("--model", choices=MODELS, default=DEFAULTS["model"],
-                       help="the network: mlp, Dense layers of the --hidden sizes then a 10-way softmax")
+                       help="the network: mlp, Dense layers of the --hidden sizes then a 10-way softmax; cnn, "
+                            "tensornet.models.presets.fashion_cnn (two conv and two pool layers, then Dense 128)")
     model.add_argument("--hidden", metavar="SIZES", type=values.hidden_sizes, default=DEFAULTS["hidden"],
                        help="hidden layer sizes, comma-separated")
     model.add_argument("--activation", choices=tuple(n for n in ACTIVATIONS if n != "softmax"), default="relu",
@@ -100,8 +104,8 @@ def _add_train_options(train):
                            help="epochs to train (with --resume: epochs in all, those already done included)")
     optimizer.add_argument("--batch-size", metavar="N", type=values.positive_int, default=DEFAULTS["batch_size"],
                            help="examples per optimizer step (with --distributed: the global batch)")
-    optimizer.add_argument("--lr", type=values.positive_float, default=DEFAULTS["lr"],
-                           help="initial learning rate")
+    optimizer.add_argument("--lr", type=values.positive_float, default=None,
+                           help="initial learning rate (default: 0.1 with --model mlp, 0.05 with --model cnn)")
     optimizer.add_argument("--momentum", type=values.non_negative_float, default=DEFAULTS["momentum"],
                            help="SGD momentum (0 for plain SGD; Nesterov needs it > 0)")
     optimizer.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
@@ -166,4 +170,6 @@ def parse(argv=None) -> argparse.Namespace:
         problem = check_train_arguments(args)
         if problem:
             parser.command_parsers["train"].error(problem)
+        if args.lr is None:
+            args.lr = MODEL_LEARNING_RATES[args.model]
     return args

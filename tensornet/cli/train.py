@@ -23,20 +23,36 @@ def load(dataset, path):
 
 
 def build_model(args, input_shape, examples):
-    """The network ``--model`` names, compiled with SGD on the ``--schedule``."""
+    """The network ``--model`` names, compiled with SGD on the ``--schedule``: ``mlp``, Dense layers
+    of the ``--hidden`` sizes; ``cnn``, :func:`tensornet.models.presets.fashion_cnn` on (h, w, 1) images."""
     from ..models import Sequential
     from ..nn.layers import Dense, Flatten
     from ..optim.optimizers import SGD
 
-    model = Sequential(dtype=args.dtype, seed=args.seed)
-    model.add(Flatten(input_shape=input_shape))
-    for units in args.hidden:
-        model.add(Dense(units, activation=args.activation))
-    model.add(Dense(10, activation="softmax"))
+    if args.model == "cnn":
+        from ..models.presets import fashion_cnn
+
+        model = fashion_cnn(input_shape=image_shape(input_shape), dtype=args.dtype, seed=args.seed)
+    else:
+        model = Sequential(dtype=args.dtype, seed=args.seed)
+        model.add(Flatten(input_shape=input_shape))
+        for units in args.hidden:
+            model.add(Dense(units, activation=args.activation))
+        model.add(Dense(10, activation="softmax"))
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"],
                   optimizer=SGD(learning_rate=learning_rate(args, examples), momentum=args.momentum,
                                 nesterov=args.nesterov, weight_decay=args.weight_decay))
     return model
+
+
+def image_shape(shape):
+    """(h, w, 1) for grey images of ``shape`` (h, w): the channels-last layout Conv2D takes."""
+    return tuple(shape) + (1,) if len(shape) == 2 else tuple(shape)
+
+
+def model_input_shape(model):
+    """The per-example input shape the model's first layer was built for (() when unknown)."""
+    return tuple(getattr(model.layers[0], "input_shape", None) or ()) if model.layers else ()
 
 
 def train(args) -> float:
@@ -51,7 +67,8 @@ def train(args) -> float:
     verbose = progress_level(args.verbose)
     backend = get_backend(args.backend)
     schedule = "cosine" if args.schedule == "cosine" else f"inverse_time decay={args.decay}"
-    print(f"tensornet: backend {backend.name}, dataset {args.dataset}, hidden {args.hidden}, "
+    network = "model cnn" if args.model == "cnn" else f"hidden {args.hidden}"
+    print(f"tensornet: backend {backend.name}, dataset {args.dataset}, {network}, "
           f"SGD(lr={args.lr} {schedule}, momentum={args.momentum}, nesterov={args.nesterov}), "
           f"batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}", flush=True)
     started = time.perf_counter()
@@ -66,6 +83,8 @@ def train(args) -> float:
         x_train = x_train.astype(args.dtype) / 255.0
         x_test = x_test.astype(args.dtype) / 255.0
         y_train, y_test = to_categorical(y_train, 10, args.dtype), to_categorical(y_test, 10, args.dtype)
+        if len(model_input_shape(model) if model is not None else ()) == 3 or args.model == "cnn":
+            x_train, x_test = (x.reshape((len(x),) + image_shape(x.shape[1:])) for x in (x_train, x_test))
         if model is not None:
             warn_if_schedule_ends(model.optimizer.schedule, args, len(x_train))
         else:

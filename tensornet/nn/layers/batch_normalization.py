@@ -1,4 +1,5 @@
-"""BatchNormalization over the features of (batch, features) inputs (Keras' arguments and defaults)."""
+"""BatchNormalization over the last axis: the features of (batch, features) inputs, the channels
+of (batch, height, width, channels) images (Keras' arguments and defaults)."""
 from __future__ import annotations
 
 from .. import initializers
@@ -29,8 +30,9 @@ class BatchNormalization(Layer):
 
     ``gamma`` and ``beta`` are trainable weights in the model's flat buffer (absent with
     ``scale=False`` / ``center=False``); the moving statistics are non-trainable state held by
-    the layer (``get_state_arrays`` / ``set_state_arrays``, saved with the model). Only
-    ``axis=-1`` (equivalently 1) of 2-D (batch, features) inputs is supported.
+    the layer (``get_state_arrays`` / ``set_state_arrays``, saved with the model). The axis is
+    the last one (``axis=-1``): for images (batch, h, w, c) each channel is normalized over
+    the N h w values of the batch (the sums above run over them), as Keras does.
 
     ``synchronized=True`` (Keras 3's argument): in data-parallel ``fit`` the batch statistics are
     those of the global batch, every rank's rows, and backward sums over the ranks to match
@@ -48,9 +50,10 @@ class BatchNormalization(Layer):
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)) and len(axis) == 1:
             axis = axis[0]
-        if isinstance(axis, bool) or not isinstance(axis, int) or axis not in (-1, 1):
-            raise ValueError("BatchNormalization supports only axis=-1 (the features of (batch, features) "
-                             f"inputs); got axis={axis!r}")
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis not in (-1, 1, 3):
+            raise ValueError("BatchNormalization supports only the last axis (axis=-1: the features of "
+                             f"(batch, features) inputs, the channels of (batch, h, w, c) images); got axis={axis!r}")
+        self._axis_argument = axis
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNormalization momentum must be a number in [0, 1]; got {momentum!r}")
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0.0 \
@@ -79,10 +82,10 @@ class BatchNormalization(Layer):
 
     # --------------------------------------------------------------- building
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(f"BatchNormalization layer {self.name!r} supports only 2-D inputs of shape "
-                             f"(batch, features) normalized over axis -1; got per-example shape "
-                             f"{tuple(input_shape)} (add a Flatten layer first)")
+        if self._axis_argument != -1 and self._axis_argument != len(input_shape):
+            raise ValueError(f"BatchNormalization layer {self.name!r}: axis={self._axis_argument} is not the last "
+                             f"axis of inputs of per-example shape {tuple(input_shape)}; only the last axis "
+                             "(axis=-1) is supported")
         return input_shape
 
     def build_weights(self, input_shape):
@@ -116,7 +119,7 @@ class BatchNormalization(Layer):
 
     def count_non_trainable_params(self) -> int:
         """The moving mean and variance (2 per feature), as Keras counts them."""
-        if self.input_shape is None or len(self.input_shape) != 1:
+        if self.input_shape is None:
             return 0
         return 2 * self.input_shape[-1]
 
@@ -149,6 +152,12 @@ class BatchNormalization(Layer):
 
     # --------------------------------------------------------------- computing
     def forward(self, x, training=False):
+        """Over (rows, features) = x reshaped to (-1, last axis); y has x's shape."""
+        shape, x = x.shape, x.reshape(-1, x.shape[-1])
+        y = self._forward_rows(x, training)
+        return y.reshape(shape)
+
+    def _forward_rows(self, x, training):
         ops = self.ops
         gamma = self.weights.get("gamma")
         beta = self.weights.get("beta")
@@ -174,6 +183,7 @@ class BatchNormalization(Layer):
         if self._x_hat is None:
             raise RuntimeError(f"BatchNormalization layer {self.name!r}: backward needs a training forward "
                                "pass (forward(x, training=True)) first")
+        shape, dy = dy.shape, dy.reshape(-1, dy.shape[-1])
         outputs = {"dx_out": self.workspace("dx", dy.shape), "dgamma_out": self.gradients.get("gamma"),
                    "dbeta_out": self.gradients.get("beta")}
         gamma = self.weights.get("gamma")
@@ -182,7 +192,7 @@ class BatchNormalization(Layer):
                                                                  self.statistics_sum, **outputs)
         else:
             dx, _, _ = self.ops.batch_norm_backward(dy, self._x_hat, self._inv_std, gamma, **outputs)
-        return dx if self.needs_input_grad else None
+        return dx.reshape(shape) if self.needs_input_grad else None
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,

@@ -1,0 +1,150 @@
+"""NumpyBackend's convolution and pooling (:mod:`tensornet.backend.numpy_conv`: Numba's im2col,
+col2im and max pooling) against Backend's reference, on random, never zero inputs of awkward
+sizes, both twins of each kernel (parallel and serial), float32 and float64; and a whole
+convolutional training run through both backends."""
+import inspect
+
+import numpy as np
+import pytest
+
+from tensornet.backend.base import Backend
+from tensornet.backend.conv_ops import conv_geometry
+from tensornet.backend.numpy_backend import NumpyBackend
+
+_numba_conv = pytest.importorskip("tensornet.backend._numba_conv", reason="numba not installed")
+from tensornet.backend.numpy_conv import _axes  # noqa: E402
+
+# (x shape, window, strides, dilation, padding)
+GEOMETRIES = [
+    ((3, 7, 6, 5), (3, 3), (1, 1), (1, 1), "same"),
+    ((2, 9, 8, 4), (2, 2), (1, 1), (1, 1), "same"),
+    ((2, 8, 9, 6), (3, 2), (2, 3), (1, 1), "same"),
+    ((1, 11, 10, 4), (3, 3), (1, 1), (2, 3), "valid"),
+    ((5, 6, 7, 7), (4, 3), (3, 2), (1, 1), "valid"),
+    ((2, 5, 5, 9), (5, 5), (1, 1), (1, 1), "same"),
+]
+POOLS = [
+    ((3, 7, 6, 5), (2, 2), (2, 2), "valid"),
+    ((2, 7, 9, 3), (2, 2), (2, 2), "same"),
+    ((2, 8, 7, 4), (3, 3), (2, 1), "same"),
+    ((1, 5, 6, 2), (3, 2), (1, 1), "valid"),
+]
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture
+def fast():
+    backend = NumpyBackend()
+    backend._set_kernels("numba")
+    yield backend
+    backend.finish()
+
+
+def nonzero(rng, shape, dtype):
+    return (rng.uniform(0.1, 2.0, size=shape) * rng.choice([-1.0, 1.0], size=shape)).astype(dtype)
+
+
+@pytest.mark.parametrize("twin", [0, 1], ids=["parallel", "serial"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,window,strides,dilation,padding", GEOMETRIES)
+def test_im2col_and_col2im_match_the_reference(twin, dtype, shape, window, strides, dilation, padding):
+    rng = np.random.default_rng(sum(shape))
+    x = nonzero(rng, shape, dtype)
+    rows, cols = conv_geometry(shape[1:], window, strides, dilation, padding)
+    expected = Backend().im2col(x, rows, cols)
+    out = np.full_like(expected, np.nan)
+    _numba_conv.im2col[twin](x, out, *_axes(rows, cols))
+    np.testing.assert_array_equal(out, expected)  # a copy: bit for bit
+    dcols = nonzero(rng, expected.shape, dtype)
+    expected_dx = Backend().col2im(dcols, shape, rows, cols)
+    dx = np.full(shape, np.nan, dtype=dtype)
+    _numba_conv.col2im[twin](dcols, dx, *_axes(rows, cols))
+    tol = dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dx, expected_dx, **tol)
+
+
+@pytest.mark.parametrize("twin", [0, 1], ids=["parallel", "serial"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,strides,padding", POOLS)
+def test_max_pooling_matches_the_reference(twin, dtype, shape, pool, strides, padding):
+    rng = np.random.default_rng(sum(shape) + 1)
+    x = nonzero(rng, shape, dtype)
+    x[0, :2, :2, :] = x[0, 0, 0, 0]  # a tie in the first window
+    rows, cols = conv_geometry(shape[1:], pool, strides, (1, 1), padding)
+    expected, expected_index = Backend().max_pool2d(x, rows, cols)
+    y, index = np.full_like(expected, np.nan), np.full(expected.shape, -1, dtype=expected_index.dtype)
+    _numba_conv.max_pool2d[twin](x, y, index, *_axes(rows, cols, dilated=False))
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(index, expected_index)
+    dy = nonzero(rng, y.shape, dtype)
+    expected_dx = Backend().max_pool2d_backward(dy, index, shape, rows, cols)
+    dx = np.full(shape, np.nan, dtype=dtype)
+    _numba_conv.max_pool2d_backward[twin](dy, index, dx, *_axes(rows, cols, dilated=False))
+    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(dx, expected_dx, **tol)  # overlapping windows: summation order
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,window,strides,dilation,padding", GEOMETRIES[:3])
+def test_backend_conv2d_and_backward_match_the_reference(fast, dtype, shape, window, strides, dilation, padding):
+    rng = np.random.default_rng(7)
+    x = nonzero(rng, shape, dtype)
+    kernel = nonzero(rng, (*window, shape[3], 5), dtype)
+    bias = nonzero(rng, (5,), dtype)
+    rows, cols = conv_geometry(shape[1:], window, strides, dilation, padding)
+    z, patches = fast.conv2d(x, kernel, bias, rows, cols)
+    z_ref, patches_ref = Backend().conv2d(x, kernel, bias, rows, cols)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(z, z_ref, **tol)
+    dz = nonzero(rng, z.shape, dtype)
+    got = fast.conv2d_backward(dz, patches, shape, kernel, rows, cols, dbias_out=np.empty(5, dtype))
+    want = Backend().conv2d_backward(dz, patches_ref, shape, kernel, rows, cols, dbias_out=np.empty(5, dtype))
+    for ours, theirs in zip(got, want):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, theirs, **tol)
+
+
+def test_unsuitable_arrays_fall_back_to_the_reference(fast):
+    rng = np.random.default_rng(8)
+    x = nonzero(rng, (2, 6, 8, 4), np.float32)[:, :, ::2]  # not contiguous
+    rows, cols = conv_geometry(x.shape[1:], (3, 3), (1, 1), (1, 1), "same")
+    np.testing.assert_array_equal(fast.im2col(x, rows, cols), Backend().im2col(x, rows, cols))
+    y, index = fast.max_pool2d(x, *conv_geometry(x.shape[1:], (2, 2), (2, 2), (1, 1), "valid"))
+    np.testing.assert_array_equal(y, Backend().max_pool2d(x, *conv_geometry(x.shape[1:], (2, 2), (2, 2), (1, 1),
+                                                                             "valid"))[0])
+
+
+def test_the_kernels_are_named_after_the_operations_and_used():
+    from tensornet.backend import numpy_conv
+    from tensornet.backend.conv_ops import ConvOps
+
+    source = inspect.getsource(numpy_conv)
+    for name in _numba_conv.__all__:
+        assert name in vars(ConvOps), f"_numba_conv.{name} is not named after a ConvOps operation"
+        assert f'"{name}"' in source, f"numpy_conv never calls _numba_conv.{name}"
+        assert f"super().{name}(" in source, f"NumpyConvOps.{name} never falls back to the reference"
+
+
+@pytest.mark.parametrize("mode", ["numpy", "numba"])
+def test_training_a_cnn_matches_the_reference_backend(mode):
+    from tensornet.backend import use_backend
+    from tensornet.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from tensornet.models import Sequential
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((40, 10, 9, 1)).astype("float32")
+    y = rng.integers(0, 3, 40)
+    results = []
+    for backend in (Backend(), NumpyBackend()):
+        if isinstance(backend, NumpyBackend):
+            backend._set_kernels(mode)
+        with use_backend(backend):
+            model = Sequential([Conv2D(4, 3, padding="same", activation="relu", input_shape=(10, 9, 1)),
+                                MaxPooling2D(padding="same"), Conv2D(6, 2, activation="relu"), MaxPooling2D(),
+                                Flatten(), Dense(3, activation="softmax")], seed=1)
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+            model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+            results.append(model.get_weights())
+        backend.finish()
+    for ours, ref in zip(*results):
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
