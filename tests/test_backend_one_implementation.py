@@ -13,9 +13,10 @@ from tensornet.backend.activation_ops import ActivationOps
 from tensornet.backend.array_ops import ArrayOps
 from tensornet.backend.conv_ops import ConvOps
 from tensornet.backend.loss_ops import LossOps
+from tensornet.backend.merge_ops import MergeOps
 from tensornet.backend.optimizer_ops import OptimizerOps
 
-OPERATIONS = {name for family in (ArrayOps, ActivationOps, LossOps, OptimizerOps, ConvOps)
+OPERATIONS = {name for family in (ArrayOps, ActivationOps, LossOps, OptimizerOps, MergeOps, ConvOps)
               for name, member in vars(family).items() if inspect.isfunction(member) and not name.startswith("_")}
 
 

@@ -21,10 +21,11 @@ from tensornet.backend.array_ops import ArrayOps
 from tensornet.backend.conv_ops import ConvOps
 from tensornet.backend.cupy_optimizers import CupyOptimizerOps
 from tensornet.backend.loss_ops import LossOps
+from tensornet.backend.merge_ops import MergeOps
 from tensornet.backend.numpy_optimizers import NumpyOptimizerOps
 from tensornet.backend.optimizer_ops import OptimizerOps
 
-BASE_FAMILIES = [ArrayOps, ActivationOps, LossOps, OptimizerOps, ConvOps]
+BASE_FAMILIES = [ArrayOps, ActivationOps, LossOps, OptimizerOps, MergeOps, ConvOps]
 
 
 def _public_methods(cls):
