@@ -89,6 +89,29 @@ def checkpointed(kind, phase, out, world):
     return model, history
 
 
+def sharded_checkpointed(phase, order, where, out, world):
+    """``ckpt-sharded-<full|kill|resume>-<shuffled|ordered>-<mid|end>``: fit on uneven shards
+    (120 and 83 rows: 8 steps an epoch, rank 1's rows used up after 6) with checkpoints every 5
+    steps (``mid``: the newest before the kill is step 10's, inside epoch 2) or at every epoch's
+    end (``end``: the newest is epoch 1's); ``kill`` SIGKILLs rank 1 at step 12."""
+    from tensornet.callbacks import Checkpoints
+    from tensornet.checkpoints import CheckpointDirectory
+
+    x, y = data()
+    start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)
+    directory = out / ("ck_full" if phase == "full" else "ck")
+    if phase == "resume":
+        model = CheckpointDirectory(directory).restore()
+    else:
+        model = build("sgd", seed=10 + world.rank)
+    every = {"every_steps": 5, "every_epochs": None} if where == "mid" else {"every_epochs": 1}
+    callbacks = [Checkpoints(directory, **every)] + ([FailAt(1, "kill")] if phase == "kill" else [])
+    history = model.fit(x[start:stop], y[start:stop], batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                        callbacks=callbacks, shuffle=order == "shuffled", data_sharded=True,
+                        initial_epoch=model.epochs_completed)
+    return model, history
+
+
 def interrupted(out, world):
     """SIGINT on rank 1 alone inside epoch 2, with a checkpoint callback taking interrupts: every
     rank must stop after the same step, and rank 0 write the checkpoint."""
@@ -111,7 +134,11 @@ def main(mode, out, optimizer="sgd"):
         return
     if mode.startswith("ckpt-"):
         world = dist.init()
-        model, history = checkpointed(*mode.split("-")[1:], Path(out), world)
+        kind, *rest = mode.split("-")[1:]
+        if kind == "sharded":
+            model, history = sharded_checkpointed(*rest, Path(out), world)
+        else:
+            model, history = checkpointed(kind, *rest, Path(out), world)
         weights = np.concatenate([w.ravel() for w in model.get_weights()])
         np.savez(Path(out) / f"rank{world.rank}.npz", weights=weights, size=world.size,
                  **{f"history_{k}": np.array(v) for k, v in history.history.items()})

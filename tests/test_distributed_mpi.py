@@ -227,6 +227,33 @@ def test_dropout_under_two_ranks_resumes_bit_exactly_after_a_kill(tmp_path):
             assert np.array_equal(resumed[rank][f"history_{key}"], full[rank][f"history_{key}"][1:]), key
 
 
+@pytest.mark.parametrize("order, where", [("shuffled", "mid"), ("ordered", "mid"), ("shuffled", "end")])
+def test_uneven_shards_resume_bit_exactly_after_a_kill(tmp_path, order, where):
+    from tensornet.checkpoints import CheckpointDirectory
+
+    full = run_workers(tmp_path, f"ckpt-sharded-full-{order}-{where}")
+    for rank in range(2):
+        (tmp_path / f"rank{rank}.npz").unlink()
+    done, _ = mpirun([str(REPO / "tests" / "mpi_workers.py"), f"ckpt-sharded-kill-{order}-{where}", str(tmp_path)])
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert not (tmp_path / "rank0.npz").exists(), "the job ended before the kill: nothing to resume"
+    newest = CheckpointDirectory(tmp_path / "ck").restore()
+    assert newest.optimizer.iterations == (10 if where == "mid" else 8)
+    assert (newest.resume_point is not None) == (where == "mid")  # inside epoch 2, or at epoch 1's end
+    assert [entry["samples"] for entry in newest.shard_states] == [120, 83]
+    if order == "shuffled":  # each rank's own generator state, not rank 0's twice
+        assert newest.shard_states[0]["generator"] != newest.shard_states[1]["generator"]
+    resumed = run_workers(tmp_path, f"ckpt-sharded-resume-{order}-{where}")
+    for rank in range(2):
+        assert np.array_equal(resumed[rank]["weights"], full[rank]["weights"]), rank
+        for key in ("loss", "accuracy"):
+            assert np.array_equal(resumed[rank][f"history_{key}"], full[rank][f"history_{key}"][1:]), key
+    x, y = mpi_workers.data()  # one process cannot continue two ranks' shards: refused, not inexact
+    with pytest.raises(ValueError, match=r"over 2 ranks with shards of \[120, 83\] examples.*in one process"):
+        newest.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                   initial_epoch=newest.epochs_completed)
+
+
 def _resume_here(directory):
     """Continue the newest checkpoint of ``directory`` in this process (a world of one)."""
     from tensornet.checkpoints import CheckpointDirectory
