@@ -48,6 +48,31 @@ def build(optimizer, seed, dropout=False, deep=False, batchnorm=False, synchroni
     return model
 
 
+def graph_data(seed=0):
+    """Two inputs for :func:`build_graph`: ``data``'s 12 columns and 5 more."""
+    x, y = data(seed)
+    extra = np.random.default_rng(seed + 1).standard_normal((SAMPLES, 5)).astype("float32")
+    return [x, extra], y
+
+
+def build_graph(seed):
+    """A graph model: two inputs, a Dense layer and a synchronised BatchNormalization each
+    shared by both branches, the branches added."""
+    from tensornet.layers import Add, Input
+    from tensornet.models import Model
+
+    a, b = Input(shape=(12,), name="a"), Input(shape=(5,), name="b")
+    shared = Dense(8, activation="tanh", name="shared")
+    norm = BatchNormalization(momentum=0.9, synchronized=True, name="norm")
+    left = norm(shared(a))
+    right = norm(shared(Dense(12, activation="relu", name="project")(b)))
+    out = Dense(3, activation="softmax", name="head")(Add(name="sum")([left, right]))
+    model = Model(inputs=[a, b], outputs=out, seed=seed)
+    model.compile(loss="categorical_crossentropy", optimizer=SGD(0.1, momentum=0.9, nesterov=True),
+                  metrics=["accuracy"])
+    return model
+
+
 class FailAt(Callback):
     """On rank ``rank``, at batch ``batch`` of epoch 2: raise, SIGKILL the process, or hang (sleep)."""
 
@@ -141,6 +166,16 @@ def main(mode, out, optimizer="sgd"):
             model, history = checkpointed(kind, *rest, Path(out), world)
         weights = np.concatenate([w.ravel() for w in model.get_weights()])
         np.savez(Path(out) / f"rank{world.rank}.npz", weights=weights, size=world.size,
+                 **{f"history_{k}": np.array(v) for k, v in history.history.items()})
+        return
+    if mode == "graph":  # batches of 101, 101 and 1: rank 0 has no example in the last
+        world = dist.init()
+        x, y = graph_data()
+        model = build_graph(seed=10 + world.rank)
+        history = model.fit(x, y, batch_size=TAIL_BATCH, epochs=EPOCHS, verbose=0,
+                            validation_data=([x[0][:50], x[1][:50]], y[:50]))
+        np.savez(Path(out) / f"rank{world.rank}.npz", weights=np.concatenate([w.ravel() for w in model.get_weights()]),
+                 **model.get_layer("norm").get_state_arrays(),
                  **{f"history_{k}": np.array(v) for k, v in history.history.items()})
         return
     overlap = mode in ("overlap", "syncbn_sharded")

@@ -179,6 +179,23 @@ def test_synchronized_batch_normalization_with_shards_buckets_and_a_rank_without
         np.testing.assert_allclose(ranks[1][name], state[name], rtol=2e-5, atol=2e-6)
 
 
+def test_a_graph_model_with_shared_layers_trains_like_one_process_with_the_global_batch(tmp_path):
+    ranks = run_workers(tmp_path, "graph")  # two inputs, a shared Dense and a shared synchronised BN
+    x, y = mpi_workers.graph_data()
+    model = mpi_workers.build_graph(seed=10)
+    history = model.fit(x, y, batch_size=mpi_workers.TAIL_BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                        validation_data=([x[0][:50], x[1][:50]], y[:50])).history
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], np.concatenate([w.ravel() for w in model.get_weights()]),
+                               rtol=2e-5, atol=2e-6)
+    state = model.get_layer("norm").get_state_arrays()
+    for name in ("moving_mean", "moving_variance"):
+        assert np.array_equal(ranks[0][name], ranks[1][name])
+        np.testing.assert_allclose(ranks[0][name], state[name], rtol=2e-5, atol=2e-6)
+    for key, values in history.items():
+        np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
+
+
 def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
     first = run_workers(tmp_path, "dropout")
     assert not np.array_equal(first[0]["mask_draw"], first[1]["mask_draw"])
