@@ -168,14 +168,14 @@ def main(mode, out, optimizer="sgd"):
         np.savez(Path(out) / f"rank{world.rank}.npz", weights=weights, size=world.size,
                  **{f"history_{k}": np.array(v) for k, v in history.history.items()})
         return
-    if mode == "graph":  # batches of 101, 101 and 1: rank 0 has no example in the last
-        world = dist.init()
+    if mode in ("graph", "graph_overlap"):  # batches of 101, 101 and 1: rank 0 has no example in the last
+        world = dist.init(bucket_bytes=256 if mode == "graph_overlap" else None)
         x, y = graph_data()
         model = build_graph(seed=10 + world.rank)
         history = model.fit(x, y, batch_size=TAIL_BATCH, epochs=EPOCHS, verbose=0,
                             validation_data=([x[0][:50], x[1][:50]], y[:50]))
         np.savez(Path(out) / f"rank{world.rank}.npz", weights=np.concatenate([w.ravel() for w in model.get_weights()]),
-                 **model.get_layer("norm").get_state_arrays(),
+                 **model.get_layer("norm").get_state_arrays(), path=model.step_path,
                  **{f"history_{k}": np.array(v) for k, v in history.history.items()})
         return
     overlap = mode in ("overlap", "syncbn_sharded")

@@ -179,8 +179,10 @@ def test_synchronized_batch_normalization_with_shards_buckets_and_a_rank_without
         np.testing.assert_allclose(ranks[1][name], state[name], rtol=2e-5, atol=2e-6)
 
 
-def test_a_graph_model_with_shared_layers_trains_like_one_process_with_the_global_batch(tmp_path):
-    ranks = run_workers(tmp_path, "graph")  # two inputs, a shared Dense and a shared synchronised BN
+@pytest.mark.parametrize("mode", ["graph", "graph_overlap"])
+def test_a_graph_model_with_shared_layers_trains_like_one_process_with_the_global_batch(tmp_path, mode):
+    ranks = run_workers(tmp_path, mode)  # two inputs, a shared Dense and a shared synchronised BN
+    assert ("buckets overlapped with backward" in str(ranks[0]["path"])) == (mode == "graph_overlap")
     x, y = mpi_workers.graph_data()
     model = mpi_workers.build_graph(seed=10)
     history = model.fit(x, y, batch_size=mpi_workers.TAIL_BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
