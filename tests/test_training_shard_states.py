@@ -57,3 +57,45 @@ def test_a_sharded_checkpoint_is_refused_by_one_process():
 def test_allgather_objects_on_a_world_of_one_is_the_value_in_a_list():
     world = World()
     assert collectives.allgather_objects(world, {"k": [1, 2]}) == [{"k": [1, 2]}]
+
+
+class _TwoRanks:
+    """Rank 1 of a world of 2 whose collectives the tests answer (what MPI would return)."""
+    size, rank = 2, 1
+
+
+@pytest.fixture
+def answered(monkeypatch):
+    def answer(counts):
+        monkeypatch.setattr(shard_states, "broadcast_object", lambda world, value, what: value)
+        monkeypatch.setattr(shard_states, "allgather_int", lambda world, value, what: counts)
+    return answer
+
+
+def test_rank_r_continues_from_its_own_entry(answered):
+    from tensornet.training.checkpoints import ResumePoint
+
+    class Restored:
+        shard_states = _entries()
+        resume_point = ResumePoint(epoch=1, batch=2, samples=7, batch_size=4, order=_entries()[0]["order"],
+                                   totals={"loss": 0.0, "metrics": [], "samples": 0})
+
+    answered([7, 5])
+    model = Restored()
+    own = shard_states.take_own(model, _TwoRanks(), True, 5)
+    assert own["generator"] == _entries()[1]["generator"] and model.shard_states is None
+    assert model.resume_point.samples == 5 and np.array_equal(model.resume_point.order, _entries()[1]["order"])
+
+
+@pytest.mark.parametrize("counts, sharded, message", [
+    ([7, 6], True, r"over 2 ranks with shards of \[7, 6\]\. The shards differ"),
+    ([7, 5], False, "this fit runs without data_sharded=True"),
+])
+def test_a_sharded_checkpoint_is_refused_by_another_world(answered, counts, sharded, message):
+    class Restored:
+        shard_states, resume_point = _entries(), None
+
+    answered(counts)
+    with pytest.raises(ValueError, match=message):
+        shard_states.take_own(Restored(), _TwoRanks(), sharded, counts[1])
+    assert Restored.shard_states is not None  # kept, so a corrected call can still resume
