@@ -56,7 +56,8 @@ def take_own(model, world, data_sharded, rows):
         raise ValueError(f"the checkpoint was written by fit(..., data_sharded=True) over {len(shards)} ranks with "
                          f"shards of {written} examples; this fit runs "
                          f"{'without data_sharded=True' if parallel else 'in one process'}. Sharded training "
-                         f"resumes exactly only under {len(shards)} ranks, each passing its own shard again.")
+                         f"resumes exactly only under {len(shards)} ranks, each passing its own shard again (or set "
+                         "model.shard_states = None to train on from rank 0's state, inexactly).")
     here = allgather_int(world, rows, "the check of each rank's shard against the checkpoint")
     if here != written:
         raise ValueError(f"the checkpoint was written by fit(..., data_sharded=True) over {len(shards)} ranks with "
