@@ -48,6 +48,31 @@ def build(optimizer, seed, dropout=False, deep=False, batchnorm=False, synchroni
     return model
 
 
+def graph_data(seed=0):
+    """Two inputs for :func:`build_graph`: ``data``'s 12 columns and 5 more."""
+    x, y = data(seed)
+    extra = np.random.default_rng(seed + 1).standard_normal((SAMPLES, 5)).astype("float32")
+    return [x, extra], y
+
+
+def build_graph(seed):
+    """A graph model: two inputs, a Dense layer and a synchronised BatchNormalization each
+    shared by both branches, the branches added."""
+    from tensornet.layers import Add, Input
+    from tensornet.models import Model
+
+    a, b = Input(shape=(12,), name="a"), Input(shape=(5,), name="b")
+    shared = Dense(8, activation="tanh", name="shared")
+    norm = BatchNormalization(momentum=0.9, synchronized=True, name="norm")
+    left = norm(shared(a))
+    right = norm(shared(Dense(12, activation="relu", name="project")(b)))
+    out = Dense(3, activation="softmax", name="head")(Add(name="sum")([left, right]))
+    model = Model(inputs=[a, b], outputs=out, seed=seed)
+    model.compile(loss="categorical_crossentropy", optimizer=SGD(0.1, momentum=0.9, nesterov=True),
+                  metrics=["accuracy"])
+    return model
+
+
 class FailAt(Callback):
     """On rank ``rank``, at batch ``batch`` of epoch 2: raise, SIGKILL the process, or hang (sleep)."""
 
@@ -89,6 +114,29 @@ def checkpointed(kind, phase, out, world):
     return model, history
 
 
+def sharded_checkpointed(phase, order, where, out, world):
+    """``ckpt-sharded-<full|kill|resume>-<shuffled|ordered>-<mid|end>``: fit on uneven shards
+    (120 and 83 rows: 8 steps an epoch, rank 1's rows used up after 6) with checkpoints every 5
+    steps (``mid``: the newest before the kill is step 10's, inside epoch 2) or at every epoch's
+    end (``end``: the newest is epoch 1's); ``kill`` SIGKILLs rank 1 at step 12."""
+    from tensornet.callbacks import Checkpoints
+    from tensornet.checkpoints import CheckpointDirectory
+
+    x, y = data()
+    start, stop = (0, 120) if world.rank == 0 else (120, SAMPLES)
+    directory = out / ("ck_full" if phase == "full" else "ck")
+    if phase == "resume":
+        model = CheckpointDirectory(directory).restore()
+    else:
+        model = build("sgd", seed=10 + world.rank)
+    every = {"every_steps": 5, "every_epochs": None} if where == "mid" else {"every_epochs": 1}
+    callbacks = [Checkpoints(directory, **every)] + ([FailAt(1, "kill")] if phase == "kill" else [])
+    history = model.fit(x[start:stop], y[start:stop], batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                        callbacks=callbacks, shuffle=order == "shuffled", data_sharded=True,
+                        initial_epoch=model.epochs_completed)
+    return model, history
+
+
 def interrupted(out, world):
     """SIGINT on rank 1 alone inside epoch 2, with a checkpoint callback taking interrupts: every
     rank must stop after the same step, and rank 0 write the checkpoint."""
@@ -111,9 +159,23 @@ def main(mode, out, optimizer="sgd"):
         return
     if mode.startswith("ckpt-"):
         world = dist.init()
-        model, history = checkpointed(*mode.split("-")[1:], Path(out), world)
+        kind, *rest = mode.split("-")[1:]
+        if kind == "sharded":
+            model, history = sharded_checkpointed(*rest, Path(out), world)
+        else:
+            model, history = checkpointed(kind, *rest, Path(out), world)
         weights = np.concatenate([w.ravel() for w in model.get_weights()])
         np.savez(Path(out) / f"rank{world.rank}.npz", weights=weights, size=world.size,
+                 **{f"history_{k}": np.array(v) for k, v in history.history.items()})
+        return
+    if mode in ("graph", "graph_overlap"):  # batches of 101, 101 and 1: rank 0 has no example in the last
+        world = dist.init(bucket_bytes=256 if mode == "graph_overlap" else None)
+        x, y = graph_data()
+        model = build_graph(seed=10 + world.rank)
+        history = model.fit(x, y, batch_size=TAIL_BATCH, epochs=EPOCHS, verbose=0,
+                            validation_data=([x[0][:50], x[1][:50]], y[:50]))
+        np.savez(Path(out) / f"rank{world.rank}.npz", weights=np.concatenate([w.ravel() for w in model.get_weights()]),
+                 **model.get_layer("norm").get_state_arrays(), path=model.step_path,
                  **{f"history_{k}": np.array(v) for k, v in history.history.items()})
         return
     overlap = mode in ("overlap", "syncbn_sharded")

@@ -179,6 +179,25 @@ def test_synchronized_batch_normalization_with_shards_buckets_and_a_rank_without
         np.testing.assert_allclose(ranks[1][name], state[name], rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("mode", ["graph", "graph_overlap"])
+def test_a_graph_model_with_shared_layers_trains_like_one_process_with_the_global_batch(tmp_path, mode):
+    ranks = run_workers(tmp_path, mode)  # two inputs, a shared Dense and a shared synchronised BN
+    assert ("buckets overlapped with backward" in str(ranks[0]["path"])) == (mode == "graph_overlap")
+    x, y = mpi_workers.graph_data()
+    model = mpi_workers.build_graph(seed=10)
+    history = model.fit(x, y, batch_size=mpi_workers.TAIL_BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                        validation_data=([x[0][:50], x[1][:50]], y[:50])).history
+    assert np.array_equal(ranks[0]["weights"], ranks[1]["weights"])
+    np.testing.assert_allclose(ranks[0]["weights"], np.concatenate([w.ravel() for w in model.get_weights()]),
+                               rtol=2e-5, atol=2e-6)
+    state = model.get_layer("norm").get_state_arrays()
+    for name in ("moving_mean", "moving_variance"):
+        assert np.array_equal(ranks[0][name], ranks[1][name])
+        np.testing.assert_allclose(ranks[0][name], state[name], rtol=2e-5, atol=2e-6)
+    for key, values in history.items():
+        np.testing.assert_allclose(ranks[0][f"history_{key}"], values, rtol=1e-5, atol=1e-6)
+
+
 def test_dropout_masks_differ_per_rank_and_repeat_from_the_seed(tmp_path):
     first = run_workers(tmp_path, "dropout")
     assert not np.array_equal(first[0]["mask_draw"], first[1]["mask_draw"])
@@ -225,6 +244,33 @@ def test_dropout_under_two_ranks_resumes_bit_exactly_after_a_kill(tmp_path):
         assert np.array_equal(resumed[rank]["weights"], full[rank]["weights"]), rank
         for key in ("loss", "accuracy", "val_loss"):
             assert np.array_equal(resumed[rank][f"history_{key}"], full[rank][f"history_{key}"][1:]), key
+
+
+@pytest.mark.parametrize("order, where", [("shuffled", "mid"), ("ordered", "mid"), ("shuffled", "end")])
+def test_uneven_shards_resume_bit_exactly_after_a_kill(tmp_path, order, where):
+    from tensornet.checkpoints import CheckpointDirectory
+
+    full = run_workers(tmp_path, f"ckpt-sharded-full-{order}-{where}")
+    for rank in range(2):
+        (tmp_path / f"rank{rank}.npz").unlink()
+    done, _ = mpirun([str(REPO / "tests" / "mpi_workers.py"), f"ckpt-sharded-kill-{order}-{where}", str(tmp_path)])
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert not (tmp_path / "rank0.npz").exists(), "the job ended before the kill: nothing to resume"
+    newest = CheckpointDirectory(tmp_path / "ck").restore()
+    assert newest.optimizer.iterations == (10 if where == "mid" else 8)
+    assert (newest.resume_point is not None) == (where == "mid")  # inside epoch 2, or at epoch 1's end
+    assert [entry["samples"] for entry in newest.shard_states] == [120, 83]
+    if order == "shuffled":  # each rank's own generator state, not rank 0's twice
+        assert newest.shard_states[0]["generator"] != newest.shard_states[1]["generator"]
+    resumed = run_workers(tmp_path, f"ckpt-sharded-resume-{order}-{where}")
+    for rank in range(2):
+        assert np.array_equal(resumed[rank]["weights"], full[rank]["weights"]), rank
+        for key in ("loss", "accuracy"):
+            assert np.array_equal(resumed[rank][f"history_{key}"], full[rank][f"history_{key}"][1:]), key
+    x, y = mpi_workers.data()  # one process cannot continue two ranks' shards: refused, not inexact
+    with pytest.raises(ValueError, match=r"over 2 ranks with shards of \[120, 83\] examples.*in one process"):
+        newest.fit(x, y, batch_size=mpi_workers.BATCH, epochs=mpi_workers.EPOCHS, verbose=0,
+                   initial_epoch=newest.epochs_completed)
 
 
 def _resume_here(directory):

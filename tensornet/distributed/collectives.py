@@ -88,3 +88,20 @@ def allreduce_floats(world, values, what="all-reduce of the loss and metric sums
     buffer = numpy.array([float(v) for v in values], numpy.float64)
     allreduce_sum_(world, buffer, what)
     return [float(v) for v in buffer]
+
+
+def allgather_objects(world, value, what="all-gather"):
+    """Every rank's ``value`` (any picklable object), as a list indexed by rank: the pickles'
+    lengths by :func:`allgather_int`, then one all-reduce of a byte buffer in which each rank
+    fills only its own segment (the sum of one segment and zeros is that segment)."""
+    if world.size == 1:
+        return [value]
+    import numpy
+
+    payload = numpy.frombuffer(pickle.dumps(value), numpy.uint8)
+    sizes = allgather_int(world, payload.size, what)
+    offsets = numpy.concatenate([[0], numpy.cumsum(sizes)]).astype(int)
+    buffer = numpy.zeros(int(offsets[-1]), numpy.uint8)
+    buffer[offsets[world.rank]:offsets[world.rank + 1]] = payload
+    allreduce_sum_(world, buffer, what)
+    return [pickle.loads(buffer[offsets[r]:offsets[r + 1]].tobytes()) for r in range(world.size)]

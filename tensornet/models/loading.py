@@ -9,6 +9,7 @@ from ..backend import get_backend
 from ..io.archive import read_archive
 from ..nn import losses
 from ..training.callbacks import History
+from ..training import shard_states
 from ..training.checkpoints import ResumePoint
 from .archive_checks import check_model_archive, malformed_file
 from .configs import layer_from_config, optimizer_from_config, restore_rng
@@ -97,4 +98,5 @@ def load_checkpoint(path, custom_objects=None):
     model = model_from_archive(header, arrays, os.fspath(path), custom_objects=custom_objects)
     resume = header.get("resume")
     model.resume_point = ResumePoint.from_archive(resume, arrays, os.fspath(path)) if resume else None
+    model.shard_states = shard_states.read(header, arrays, os.fspath(path))
     return model

@@ -67,6 +67,7 @@ class Model(ModelArrays, ModelAPI):
         self.epochs_completed = 0
         #: Set by loading a checkpoint taken inside an epoch: where ``fit`` continues that epoch.
         self.resume_point = None
+        self.shard_states = None  # each rank's resume state, from a data-sharded fit's checkpoint
         #: Called as ``hook(layer)`` right after each layer's gradient is complete in the flat
         #: buffer (data-parallel training starts each bucket's all-reduce from it), or None.
         self.gradient_hook = None

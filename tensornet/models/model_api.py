@@ -107,10 +107,11 @@ class ModelAPI:
             raise FileExistsError(f"{path!r} exists and overwrite=False")
         saving.save_model(self, path, include_optimizer=include_optimizer)
 
-    def save_checkpoint(self, path, resume_point=None):
+    def save_checkpoint(self, path, resume_point=None, shards=None):
         """Write what :meth:`save` writes plus ``resume_point`` (where an epoch stood, from the
-        training loop) to ``path`` atomically: the ``Checkpoints`` callback's file."""
-        return saving.save_checkpoint(self, path, resume_point)
+        training loop) and ``shards`` (each rank's resume state of a data-sharded fit) to ``path``
+        atomically: the ``Checkpoints`` callback's file."""
+        return saving.save_checkpoint(self, path, resume_point, shards)
 
     def save_weights(self, path):
         """Write only the weights (same file format as ``save``)."""

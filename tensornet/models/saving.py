@@ -32,6 +32,7 @@ import numpy
 
 from ..version import __version__
 from ..io.archive import FORMAT, VERSION, read_archive, write_archive
+from ..training import shard_states
 from .archive_checks import check_weights_fit, malformed_file
 from .configs import optimizer_config, rng_state
 from .graph_files import graph_spec
@@ -147,15 +148,18 @@ def load_weights(model, path):
         set_layer_states(model, header, arrays)
 
 
-def save_checkpoint(model, path, resume_point=None):
+def save_checkpoint(model, path, resume_point=None, shards=None):
     """Write ``model`` as :func:`save_model` does, plus ``resume_point`` (a
-    :class:`~tensornet.training.checkpoints.ResumePoint`, when taken inside an epoch), to ``path``
-    atomically."""
+    :class:`~tensornet.training.checkpoints.ResumePoint`, when taken inside an epoch) and
+    ``shards`` (every rank's resume state of a data-sharded fit,
+    :mod:`tensornet.training.shard_states`), to ``path`` atomically."""
     header, arrays = model_header_and_arrays(model)
     header["resume"] = None
     if resume_point is not None:
         header["resume"] = resume_point.header()
         if resume_point.order is not None:
             arrays["resume/order"] = numpy.asarray(resume_point.order, dtype=numpy.int64)
+    if shards is not None:
+        shard_states.write(header, arrays, shards)
     write_archive(path, header, arrays)
     return path

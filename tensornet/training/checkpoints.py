@@ -125,10 +125,10 @@ class CheckpointFiles:
         names = sorted(name for name in os.listdir(self.directory) if _NAME.match(name))
         return [os.path.join(self.directory, name) for name in names]
 
-    def save(self, model, resume_point=None) -> str:
+    def save(self, model, resume_point=None, shards=None) -> str:
         """Write a checkpoint of ``model`` named by its optimizer step, then prune to ``keep``."""
         path = self.path_for(model.optimizer.iterations)
-        model.save_checkpoint(path, resume_point)
+        model.save_checkpoint(path, resume_point, shards)
         for old in self.paths()[:-self.keep]:
             if old != path:
                 try:

@@ -53,23 +53,35 @@ class SynchronizedStatistics:
             layer.statistics_sum = None
 
     def take_part_without_rows(self):
-        """On a rank with no examples this step, run each synchronised layer's forward (which
-        also updates its moving statistics with the global batch's) and backward on no rows, so
-        this rank makes every sum the ranks with examples make, in their order: the model's
-        ``gradient_hook`` is called after each layer as backward calls it."""
+        """On a rank with no examples this step, run each call of a synchronised layer (a shared
+        layer is called once per use in the model's engine) forward, which also updates its
+        moving statistics with the global batch's, and backward on no rows, in the engine's
+        order, so this rank makes every sum the ranks with examples make, in their order. The
+        model's ``gradient_hook`` is called for each layer where the engine's backward calls it:
+        after the layer's last call in reverse order (its first call), for every step a gradient
+        reaches."""
         model = self.model
         synchronized = {id(layer) for layer in self.layers}
+        steps = model.engine.steps
 
-        def empty(layer):
-            return model.ops.zeros((0, *layer.input_shape), model.dtype)
+        def empty(call):
+            return model.ops.zeros((0, *call.input_shape), model.dtype)
 
-        for layer in self.layers:
-            layer.forward(empty(layer), training=True)
+        for step in steps:
+            if id(step.layer) in synchronized:
+                step.call.forward(empty(step.call), training=True)
         hook = model.gradient_hook
-        for layer in reversed(model.layers):
-            if id(layer) in synchronized:
-                layer.backward(empty(layer))
-            if hook is not None:
-                hook(layer)
-            if not layer.needs_input_grad:
-                break
+        remaining = {}
+        for step in steps:
+            remaining[id(step.layer)] = remaining.get(id(step.layer), 0) + 1
+        reached = set(model.engine.output_slots)
+        for step in reversed(steps):
+            if step.output not in reached:
+                continue
+            if id(step.layer) in synchronized:
+                step.call.backward(empty(step.call))
+            remaining[id(step.layer)] -= 1
+            if remaining[id(step.layer)] == 0 and hook is not None:
+                hook(step.layer)
+            if step.call.needs_input_grad:
+                reached.update(step.inputs)

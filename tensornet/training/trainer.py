@@ -24,6 +24,7 @@ from ..backend import get_backend
 from ..distributed import current_world, is_root
 from .batches import BatchGathering
 from .callbacks import BatchLogs, CallbackList, History, TerminateOnNaN
+from . import shard_states
 from .checkpoints import ResumePoint
 from .data_parallel import DataParallel
 from .divergence import FiniteGuard
@@ -113,13 +114,16 @@ class Trainer(BatchGathering):
         if x.shape[0] == 0:
             raise ValueError("x holds no examples to train on")
 
+        world = current_world()
+        own_shard = shard_states.take_own(model, world, data_sharded, x.shape[0])
         resume = self._starting_point = self._take_resume_point(initial_epoch, x.shape[0], batch_size, shuffle)
         self._check_weights_finite()
         self.prepare_step(batch_size)
-        world = current_world()
         if world is not None and world.size > 1:
             self.parallel = DataParallel(self, world, data_sharded)
             self.parallel.start(x.shape[0], batch_size)
+            if own_shard is not None:  # this rank's generator, after the broadcast of rank 0's
+                model.rng.bit_generator.state = own_shard["generator"]
             self.step_path += " + " + self.parallel.describe()
             check_finite = False  # the all-reduced epoch loss is checked instead (DataParallel.reduce_totals)
             verbose = verbose if world.is_root else 0
@@ -293,6 +297,11 @@ class Trainer(BatchGathering):
         if self.guard is not None and self.position is not None:
             self.guard.verify()
         return self.resume_point() if inside_epoch else None
+
+    def checkpoint_shards(self, inside_epoch):
+        """Every rank's own resume state in a data-sharded fit, gathered for a checkpoint (a
+        collective; None otherwise): see :mod:`tensornet.training.shard_states`."""
+        return shard_states.gather(self, inside_epoch)
 
     def resume_point(self):
         """Where training stands now, as a checkpoint keeps it (see :mod:`tensornet.training.checkpoints`)."""

@@ -94,9 +94,10 @@ class Checkpoints(Callback):
 
     def _save(self, inside_epoch, why):
         point = self.run.checkpoint_position(inside_epoch)  # (on every rank: it may sum over them)
+        shards = self.run.checkpoint_shards(inside_epoch)  # (on every rank: gathered to rank 0)
         if not is_root():
             return None
-        path = self.directory.save(self.model, point)
+        path = self.directory.save(self.model, point, shards)
         self.written.append(path)
         if self.verbose:
             _print(f"{why}: checkpoint written to {path}")
