@@ -3,7 +3,7 @@ kernel on the GPU) run on a small random input and compared with the reference o
 :class:`~tensornet.backend.base.Backend` on host NumPy (``tensornet info --check``).
 
 An op is checked when the backend's class overrides it; each case draws random, never zero
-inputs of awkward sizes (37 rows, 11 columns, 1001 parameters), runs the backend's version on
+inputs of awkward sizes (37 rows, 11 columns, 1001 parameters, (3, 7, 6, 4) images), runs the backend's version on
 its own arrays and the reference on host copies, and compares the result and every array the op
 writes in place, within float32 rounding (rtol 1e-4, atol 1e-5; float64: 1e-10).
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy
 
 from .base import Backend
+from .conv_ops import conv_geometry
 
 ROWS, COLS, SIZE = 37, 11, 1001
 
@@ -77,7 +78,26 @@ def _cases(rng, dtype):
         ("nadam_update", "nadam_update", (w(), g(), rand(SIZE), positive(SIZE), 1e-3, 0.9, 0.999, 1e-7,
                                           0.95, 0.951, 0.9, 3), {}),
     ]
-    return cases
+    return cases + _conv_cases(rand, dtype)
+
+
+def _conv_cases(rand, dtype):
+    """im2col / col2im of a 3x2 kernel (strides 2, 1; dilation 1, 2; "same") and a 2x2 max pool
+    ("same", stride 2, an odd width) over (3, 7, 6, 4) images; the backward inputs come from the
+    reference's forward, so ``argmax`` is a valid window offset everywhere."""
+    x = rand(3, 7, 6, 4)
+    rows, cols = conv_geometry(x.shape[1:], (3, 2), (2, 1), (1, 2), "same")
+    patches = Backend().im2col(x, rows, cols)
+    pool_rows, pool_cols = conv_geometry((7, 5, 4), (2, 2), (2, 2), (1, 1), "same")
+    pooled = rand(3, 7, 5, 4)
+    y, argmax = Backend().max_pool2d(pooled, pool_rows, pool_cols)
+    return [
+        ("im2col", "im2col", (x, rows, cols), {}),
+        ("col2im", "col2im", (rand(*patches.shape), x.shape, rows, cols), {}),
+        ("max_pool2d", "max_pool2d", (pooled, pool_rows, pool_cols), {}),
+        ("max_pool2d_backward", "max_pool2d_backward", (rand(*y.shape), argmax.copy(), pooled.shape,
+                                                        pool_rows, pool_cols), {}),
+    ]
 
 
 def overridden(backend, op) -> bool:
