@@ -10,7 +10,8 @@ is four passes and ``relu(z + b)`` two, each with a Python call. A Numba loop do
 expression in one pass, and for large buffers splits it over the cores (``prange``).
 
 Each kernel exists twice, compiled from the same Python function: ``<name>[0]`` parallel
-(``prange``: worth it from about ``PARALLEL_MIN`` elements) and ``<name>[1]`` serial (no thread
+(``prange``: worth it from about ``PARALLEL_MIN`` elements; bias + relu's: serial row jobs on
+:func:`._numba_blas.run_jobs`, :mod:`._numba_row_jobs`) and ``<name>[1]`` serial (no thread
 wake-up: the small arrays of small models). Both are cached on disk (``cache=True``).
 
 The arithmetic of one element, row or slice lives in ``inline="always"`` helpers
@@ -247,12 +248,6 @@ def bias_relu_row(z, b, y):
         y[j] = relu_value(t, zero)
 
 
-def _bias_activation_relu(z, b, y):
-    """z += b (rows); y = max(z, 0) (NaN propagates as in np.maximum)."""
-    for i in prange(z.shape[0]):
-        bias_relu_row(z[i], b, y[i])
-
-
 @inline
 def relu_grad_value(dy, y, one, zero):
     """dy * 1[y > 0] (a NaN in dy stays NaN where y > 0)."""
@@ -392,9 +387,9 @@ adam_update = _twin(_adam_update, error_model="numpy")
 adamax_update = _twin(_adamax_update, error_model="numpy")
 nadam_update = _twin(_nadam_update, error_model="numpy")
 dropout_mask = _twin(_dropout_mask, error_model="numpy")
-bias_activation_relu = _twin(_bias_activation_relu)
 bias_activation_softmax = _twin(_bias_activation_softmax)
 backprop_relu = _twin(_backprop_relu)
 softmax_cross_entropy = _twin(_softmax_cross_entropy)
 softmax_cross_entropy_sparse = _twin(_softmax_cross_entropy_sparse)
 count_correct_categorical = _twin(_count_correct_categorical)
+from ._numba_row_jobs import bias_activation_relu  # noqa: E402  (its row helper is defined above)
