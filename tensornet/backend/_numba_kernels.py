@@ -31,6 +31,7 @@ import numpy as np
 from numba import prange
 
 from . import _numba_threads  # noqa: F401  (chooses Numba's threading layer before any kernel)
+from ._numba_row_jobs import bias_activation_relu, bias_relu_row, relu_value
 
 __all__ = ["PARALLEL_MIN", "sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update", "adam_update",
            "adamax_update", "nadam_update", "dropout_mask", "bias_activation_relu", "bias_activation_softmax",
@@ -217,12 +218,6 @@ def _dropout_mask(u, rate, scale, zero):
 
 # ---------------------------------------------------------------------- activations
 @inline
-def relu_value(t, zero):
-    """max(t, 0) with a NaN kept (as np.maximum)."""
-    return t if (t > 0 or t != t) else zero
-
-
-@inline
 def relu_row(x, y):
     """:meth:`Backend.relu` on a 1-d row: y = max(x, 0) (``y`` may be ``x``)."""
     zero = x.dtype.type(0)  # an int 0 would make the select a float64 one
@@ -235,17 +230,6 @@ def bias_add_row(z, b):
     """:meth:`Backend.bias_add` on a 1-d row, in place: z += b."""
     for j in range(z.shape[0]):
         z[j] = z[j] + b[j]
-
-
-@inline
-def bias_relu_row(z, b, y):
-    """:meth:`Backend.bias_activation` with relu on a 1-d row: z += b; y = max(z, 0), NaN kept
-    (``y`` may be ``z``)."""
-    zero = z.dtype.type(0)
-    for j in range(z.shape[0]):
-        t = z[j] + b[j]
-        z[j] = t
-        y[j] = relu_value(t, zero)
 
 
 @inline
@@ -392,4 +376,3 @@ backprop_relu = _twin(_backprop_relu)
 softmax_cross_entropy = _twin(_softmax_cross_entropy)
 softmax_cross_entropy_sparse = _twin(_softmax_cross_entropy_sparse)
 count_correct_categorical = _twin(_count_correct_categorical)
-from ._numba_row_jobs import bias_activation_relu  # noqa: E402  (its row helper is defined above)

@@ -10,7 +10,8 @@ does not cover); a serial C callback over rows compiles in a fraction of that, a
 
 Thread t of ``threads`` takes rows r0:r1 = B t / threads : B (t + 1) / threads of the (B, n)
 ``z`` and makes z[i] += b; y[i] = max(z[i], 0) (NaN kept) with the layered kernel's own row
-helper (``bias_relu_row``), so both twins give the same bits.
+helper (``bias_relu_row``, defined here and exported by :mod:`._numba_kernels` with
+``relu_value`` for the other relu kernels and the compiled step), so both twins give the same bits.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from llvmlite import ir
 from numba import carray, types
 from numba.extending import intrinsic
 
-from . import _numba_kernels  # which imports this module at its end: its row helpers are read on compiling
+from . import _numba_threads  # noqa: F401  (chooses Numba's threading layer before any kernel)
 
 #: Slots of the job's int64 argument block.
 Z, BIAS, Y, ROWS, COLS = range(5)
@@ -32,6 +33,25 @@ DTYPE = np.float32
 
 #: A job's C signature, as ``run_jobs`` calls it: ``void job(int t, char *args, int threads)``.
 JOB = types.void(types.int32, types.voidptr, types.int32)
+
+inline = numba.njit(inline="always")
+
+
+@inline
+def relu_value(t, zero):
+    """max(t, 0) with a NaN kept (as np.maximum)."""
+    return t if (t > 0 or t != t) else zero
+
+
+@inline
+def bias_relu_row(z, b, y):
+    """:meth:`Backend.bias_activation` with relu on a 1-d row: z += b; y = max(z, 0), NaN kept
+    (``y`` may be ``z``)."""
+    zero = z.dtype.type(0)
+    for j in range(z.shape[0]):
+        t = z[j] + b[j]
+        z[j] = t
+        y[j] = relu_value(t, zero)
 
 
 @intrinsic
@@ -51,7 +71,7 @@ def bias_relu_rows(t, data, threads):
     b = carray(_pointer(args[BIAS]), (cols,), DTYPE)
     y = carray(_pointer(args[Y]), (rows, cols), DTYPE)
     for i in range((rows * t) // threads, (rows * (t + 1)) // threads):
-        _numba_kernels.bias_relu_row(z[i], b, y[i])
+        bias_relu_row(z[i], b, y[i])
 
 
 _JOBS = {}
@@ -86,7 +106,7 @@ def bias_activation_relu_threaded(z, b, y):
 def _bias_activation_relu_serial(z, b, y):
     """z += b (rows); y = max(z, 0) (NaN propagates as in np.maximum)."""
     for i in range(z.shape[0]):
-        _numba_kernels.bias_relu_row(z[i], b, y[i])
+        bias_relu_row(z[i], b, y[i])
 
 
 #: (threaded, serial), as every kernel pair of :mod:`._numba_kernels`.
