@@ -10,7 +10,8 @@ is four passes and ``relu(z + b)`` two, each with a Python call. A Numba loop do
 expression in one pass, and for large buffers splits it over the cores (``prange``).
 
 Each kernel exists twice, compiled from the same Python function: ``<name>[0]`` parallel
-(``prange``: worth it from about ``PARALLEL_MIN`` elements) and ``<name>[1]`` serial (no thread
+(``prange``: worth it from about ``PARALLEL_MIN`` elements; bias + relu's: serial row jobs on
+:func:`._numba_blas.run_jobs`, :mod:`._numba_row_jobs`) and ``<name>[1]`` serial (no thread
 wake-up: the small arrays of small models). Both are cached on disk (``cache=True``).
 
 The arithmetic of one element, row or slice lives in ``inline="always"`` helpers
@@ -30,6 +31,7 @@ import numpy as np
 from numba import prange
 
 from . import _numba_threads  # noqa: F401  (chooses Numba's threading layer before any kernel)
+from ._numba_row_jobs import bias_activation_relu, bias_relu_row, relu_value
 
 __all__ = ["PARALLEL_MIN", "sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update", "adam_update",
            "adamax_update", "nadam_update", "dropout_mask", "bias_activation_relu", "bias_activation_softmax",
@@ -216,12 +218,6 @@ def _dropout_mask(u, rate, scale, zero):
 
 # ---------------------------------------------------------------------- activations
 @inline
-def relu_value(t, zero):
-    """max(t, 0) with a NaN kept (as np.maximum)."""
-    return t if (t > 0 or t != t) else zero
-
-
-@inline
 def relu_row(x, y):
     """:meth:`Backend.relu` on a 1-d row: y = max(x, 0) (``y`` may be ``x``)."""
     zero = x.dtype.type(0)  # an int 0 would make the select a float64 one
@@ -234,23 +230,6 @@ def bias_add_row(z, b):
     """:meth:`Backend.bias_add` on a 1-d row, in place: z += b."""
     for j in range(z.shape[0]):
         z[j] = z[j] + b[j]
-
-
-@inline
-def bias_relu_row(z, b, y):
-    """:meth:`Backend.bias_activation` with relu on a 1-d row: z += b; y = max(z, 0), NaN kept
-    (``y`` may be ``z``)."""
-    zero = z.dtype.type(0)
-    for j in range(z.shape[0]):
-        t = z[j] + b[j]
-        z[j] = t
-        y[j] = relu_value(t, zero)
-
-
-def _bias_activation_relu(z, b, y):
-    """z += b (rows); y = max(z, 0) (NaN propagates as in np.maximum)."""
-    for i in prange(z.shape[0]):
-        bias_relu_row(z[i], b, y[i])
 
 
 @inline
@@ -392,7 +371,6 @@ adam_update = _twin(_adam_update, error_model="numpy")
 adamax_update = _twin(_adamax_update, error_model="numpy")
 nadam_update = _twin(_nadam_update, error_model="numpy")
 dropout_mask = _twin(_dropout_mask, error_model="numpy")
-bias_activation_relu = _twin(_bias_activation_relu)
 bias_activation_softmax = _twin(_bias_activation_softmax)
 backprop_relu = _twin(_backprop_relu)
 softmax_cross_entropy = _twin(_softmax_cross_entropy)
