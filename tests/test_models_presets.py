@@ -43,6 +43,18 @@ def test_train_model_cnn_on_a_tiny_dataset(tmp_path, capsys):
     assert model.optimizer.iterations == 3
 
 
+def test_train_resume_of_a_cnn_takes_images_whatever_model_is_named(tmp_path, capsys):
+    """--resume continues the saved CNN on (n, 28, 28, 1) images even without --model cnn: the
+    saved model's input shape decides the layout."""
+    data = write_tiny_dataset(tmp_path / "data", n_train=96, n_test=32)
+    path = tmp_path / "cnn.npz"
+    common = ["train", "--data", str(data), "--batch-size", "32", "--verbose", "0", "--validation-split", "0"]
+    assert cli.main(common + ["--model", "cnn", "--epochs", "1", "--save", str(path)]) == 0
+    assert cli.main(common + ["--epochs", "2", "--resume", str(path)]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert load_model(path).optimizer.iterations == 6
+
+
 @pytest.mark.slow
 def test_the_preset_learns_fashion_mnist_with_the_commands_defaults():
     """Two epochs over 6,000 real images with the command's optimizer (SGD, Nesterov momentum,

@@ -83,7 +83,8 @@ def train(args) -> float:
         x_train = x_train.astype(args.dtype) / 255.0
         x_test = x_test.astype(args.dtype) / 255.0
         y_train, y_test = to_categorical(y_train, 10, args.dtype), to_categorical(y_test, 10, args.dtype)
-        if len(model_input_shape(model) if model is not None else ()) == 3 or args.model == "cnn":
+        # Image models take (n, h, w, 1); a resumed run's model decides, not --model.
+        if (len(model_input_shape(model)) == 3) if model is not None else args.model == "cnn":
             x_train, x_test = (x.reshape((len(x),) + image_shape(x.shape[1:])) for x in (x_train, x_test))
         if model is not None:
             warn_if_schedule_ends(model.optimizer.schedule, args, len(x_train))
