@@ -4,10 +4,11 @@ from __future__ import annotations
 from ...backend.conv_ops import conv_geometry
 from .. import activations, initializers
 from .base import Layer
+from .bias_activation import BiasActivation
 from .window_arguments import check_data_format, check_image_shape, check_windows, int_pair, padding_mode
 
 
-class Conv2D(Layer):
+class Conv2D(BiasActivation, Layer):
     """2-D convolution over (batch, height, width, channels) images, as Keras' ``Conv2D``:
 
     z[b, i, j, o] = sum_{u, v, c} p[b, i s_h + u d_h, j s_w + v d_w, c] kernel[u, v, c, o] + bias[o],
@@ -73,24 +74,13 @@ class Conv2D(Layer):
         patches = self.workspace("cols", (n * rows[5] * cols[5], kh * kw * c))
         z, patches = ops.conv2d(x, self.weights["kernel"], None, rows, cols, out=self.workspace("z", out_shape),
                                 cols_out=patches)
-        z2 = z.reshape(-1, self.filters)
-        act = self.activation
-        if act.name == "linear":
-            y = ops.bias_add(z2, self.weights["bias"], out=z2) if self.use_bias else z2
-        elif self.use_bias:
-            y = ops.bias_activation(z2, self.weights["bias"], act.name, out=self.workspace("y", z2.shape),
-                                    alpha=act.alpha)
-        else:
-            y = act.forward(ops, z2, out=self.workspace("y", z2.shape))
+        y = self._bias_activation(z.reshape(-1, self.filters))
         self._cols, self._z, self._y = patches, z, y.reshape(out_shape)
         return self._y
 
     def backward(self, dy, through_activation=True):
         ops = self.ops
-        if through_activation and self.activation.name != "linear":
-            dz = self.activation.backward(ops, dy, self._y, out=self.workspace("dz", dy.shape))
-        else:
-            dz = dy
+        dz = self._activation_backward(dy, through_activation)
         rows, cols = self._geometry
         x_shape = (dy.shape[0], *self.input_shape)
         dx, _, _ = ops.conv2d_backward(dz, self._cols, x_shape, self.weights["kernel"], rows, cols,

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from .. import activations, initializers
 from .base import Layer
+from .bias_activation import BiasActivation
 
 
-class Dense(Layer):
+class Dense(BiasActivation, Layer):
     """Fully connected layer ``y = activation(x @ kernel + bias)``.
 
     Backward, with dz = dy * f'(z): dkernel = x^T dz, dbias = sum_rows(dz), dx = dz kernel^T.
@@ -49,23 +50,13 @@ class Dense(Layer):
     def forward(self, x, training=False):
         ops, n = self.ops, x.shape[0]
         z = ops.matmul(x, self.weights["kernel"], out=self.workspace("z", (n, self.units)))
-        act = self.activation
-        if act.name == "linear":
-            y = ops.bias_add(z, self.weights["bias"], out=z) if self.use_bias else z
-        elif self.use_bias:
-            y = ops.bias_activation(z, self.weights["bias"], act.name, out=self.workspace("y", z.shape),
-                                    alpha=act.alpha)
-        else:
-            y = act.forward(ops, z, out=self.workspace("y", z.shape))
+        y = self._bias_activation(z)
         self._x, self._z, self._y = x, z, y
         return y
 
     def backward(self, dy, through_activation=True):
         ops = self.ops
-        if through_activation and self.activation.name != "linear":
-            dz = self.activation.backward(ops, dy, self._y, out=self.workspace("dz", dy.shape))
-        else:
-            dz = dy
+        dz = self._activation_backward(dy, through_activation)
         if self.use_bias:
             ops.sum_rows(dz, out=self.gradients["bias"])
         if not self.needs_input_grad:
