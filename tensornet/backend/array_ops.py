@@ -159,15 +159,7 @@ class ArrayOps:
         x_hat = xp.subtract(x, mean, out=x_hat_out)
         y = xp.multiply(x_hat, x_hat, out=out)
         var = xp.mean(y, axis=0)
-        inv_std = xp.sqrt(var + epsilon)
-        inv_std = xp.divide(1.0, inv_std, out=inv_std)
-        x_hat *= inv_std
-        if gamma is not None:
-            xp.multiply(x_hat, gamma, out=y)
-        else:
-            xp.copyto(y, x_hat)
-        if beta is not None:
-            y += beta
+        inv_std = self._batch_norm_scale(x_hat, var, gamma, beta, epsilon, y)
         return y, x_hat, inv_std, mean, var
 
     def batch_norm_backward(self, dy, x_hat, inv_std, gamma, dx_out=None, dgamma_out=None, dbeta_out=None):
@@ -204,6 +196,22 @@ class ArrayOps:
             y += beta
         return y
 
+    def _batch_norm_scale(self, x_hat, var, gamma, beta, epsilon, y):
+        """The end of both training-mode forwards, with ``x_hat`` holding x - mean on entry:
+        inv_std = 1 / sqrt(var + epsilon); x_hat *= inv_std; y = gamma x_hat + beta (into ``y``).
+        Returns inv_std."""
+        xp = self.xp
+        inv_std = xp.sqrt(var + epsilon)
+        inv_std = xp.divide(1.0, inv_std, out=inv_std)
+        x_hat *= inv_std
+        if gamma is not None:
+            xp.multiply(x_hat, gamma, out=y)
+        else:
+            xp.copyto(y, x_hat)
+        if beta is not None:
+            y += beta
+        return inv_std
+
     def update_moving(self, moving, value, momentum):
         """Exponential moving average in place (Keras): moving = moving * momentum + value * (1 - momentum)."""
         moving *= momentum
@@ -234,15 +242,7 @@ class ArrayOps:
         y = xp.multiply(x_hat, x_hat, out=out)
         var = all_sum(xp.sum(y.reshape(-1, features), axis=0))
         var /= count
-        inv_std = xp.sqrt(var + epsilon)
-        inv_std = xp.divide(1.0, inv_std, out=inv_std)
-        x_hat *= inv_std
-        if gamma is not None:
-            xp.multiply(x_hat, gamma, out=y)
-        else:
-            xp.copyto(y, x_hat)
-        if beta is not None:
-            y += beta
+        inv_std = self._batch_norm_scale(x_hat, var, gamma, beta, epsilon, y)
         return y, x_hat, inv_std, mean, var, count
 
     def batch_norm_backward_synchronized(self, dy, x_hat, inv_std, gamma, count, all_sum, dx_out=None,
