@@ -17,7 +17,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from tensornet.layers import BatchNormalization, Dense  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
 from tensornet.optimizers import SGD  # noqa: E402
 
-BATCH, ROWS = 256, 256 * 24
+from distributed_step import BATCH, ROWS, seconds_per_step  # noqa: E402  (the same step timing)
 
 
 def build(synchronized):
@@ -40,12 +39,6 @@ def build(synchronized):
                         BatchNormalization(synchronized=synchronized), Dense(10, activation="softmax")], seed=0)
     model.compile(loss="categorical_crossentropy", optimizer=SGD(0.01, momentum=0.9))
     return model
-
-
-def seconds_per_step(model, x, y):
-    started = time.perf_counter()
-    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
-    return (time.perf_counter() - started) / (ROWS // BATCH)
 
 
 def main(argv=None):
