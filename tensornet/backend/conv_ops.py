@@ -77,6 +77,25 @@ class ConvOps:
         p[:, top:top + h, left:left + w] = x
         return p
 
+    def _padded_zeros(self, x_shape, rows, cols, dtype, name):
+        """A zeroed scratch buffer of the padded shape of images ``x_shape`` (n, h, w, c): where
+        the backward passes add their window gradients before :meth:`_interior` crops them."""
+        n, h, w, c = x_shape
+        padded = (n, h + rows[3] + rows[4], w + cols[3] + cols[4], c)
+        p = self.scratch((name, padded), padded, dtype)
+        p[...] = 0
+        return p
+
+    def _interior(self, p, x_shape, rows, cols, out):
+        """The image part of the padded ``p``: into ``out`` when given, else a contiguous copy."""
+        h, w = x_shape[1], x_shape[2]
+        top, left = rows[3], cols[3]
+        interior = p[:, top:top + h, left:left + w, :]
+        if out is None:
+            return self.xp.ascontiguousarray(interior)
+        out[...] = interior
+        return out
+
     # ------------------------------------------------------------------ im2col / col2im
     def im2col(self, x, rows, cols, out=None):
         """The patches of ``x`` (n, h, w, c) as rows of a matrix (n oh ow, kh kw c):
@@ -105,24 +124,19 @@ class ConvOps:
         read from the padding are dropped)."""
         n, h, w, c = x_shape
         kh, kw, oh, ow = rows[0], cols[0], rows[5], cols[5]
-        top, left = rows[3], cols[3]
-        padded = (n, h + top + rows[4], w + left + cols[4], c)
-        if padded == tuple(x_shape):
-            p = out if out is not None else self.xp.empty(padded, dtype=dcols.dtype)
+        unpadded = not (rows[3] or rows[4] or cols[3] or cols[4])
+        if unpadded:
+            p = out if out is not None else self.xp.empty(tuple(x_shape), dtype=dcols.dtype)
+            p[...] = 0
         else:
-            p = self.scratch(("col2im_pad", padded), padded, dcols.dtype)
-        p[...] = 0
+            p = self._padded_zeros(x_shape, rows, cols, dcols.dtype, "col2im_pad")
         patches = dcols.reshape(n, oh, ow, kh, kw, c)
         for u in range(kh):
             for v in range(kw):
                 p[:, _axis(rows, u), _axis(cols, v), :] += patches[:, :, :, u, v, :]
         if p is out:
             return out
-        interior = p[:, top:top + h, left:left + w, :]
-        if out is None:
-            return self.xp.ascontiguousarray(interior)
-        out[...] = interior
-        return out
+        return self._interior(p, x_shape, rows, cols, out)
 
     # ------------------------------------------------------------------ convolution
     def conv2d(self, x, kernel, bias, rows, cols, out=None, cols_out=None):
@@ -181,22 +195,13 @@ class ConvOps:
 
     def max_pool2d_backward(self, dy, argmax, x_shape, rows, cols, out=None):
         """dx: each dy[b, i, j, ch] added to the input pixel of its window's first maximum."""
-        xp = self.xp
-        n, h, w, c = x_shape
         kh, kw = rows[0], cols[0]
-        top, left = rows[3], cols[3]
-        padded = (n, h + top + rows[4], w + left + cols[4], c)
-        p = self.scratch(("max_pool_dx", padded), padded, dy.dtype)
-        p[...] = 0
+        p = self._padded_zeros(x_shape, rows, cols, dy.dtype, "max_pool_dx")
         picked = self.scratch(("max_pool_picked", dy.shape), dy.shape, dy.dtype)
         for k in range(kh * kw):
-            xp.multiply(dy, argmax == k, out=picked)
+            self.xp.multiply(dy, argmax == k, out=picked)
             p[:, _axis(rows, k // kw), _axis(cols, k % kw), :] += picked
-        interior = p[:, top:top + h, left:left + w, :]
-        if out is None:
-            return xp.ascontiguousarray(interior)
-        out[...] = interior
-        return out
+        return self._interior(p, x_shape, rows, cols, out)
 
     def _pool_counts(self, x_shape, rows, cols, dtype):
         """count[i, j, 0]: how many entries of window (i, j) lie inside the image (padded
@@ -223,19 +228,10 @@ class ConvOps:
 
     def avg_pool2d_backward(self, dy, x_shape, rows, cols, out=None):
         """dx: dy[b, i, j, ch] / count[i, j] added to every input pixel of window (i, j)."""
-        xp = self.xp
-        n, h, w, c = x_shape
         kh, kw = rows[0], cols[0]
-        top, left = rows[3], cols[3]
-        padded = (n, h + top + rows[4], w + left + cols[4], c)
-        p = self.scratch(("avg_pool_dx", padded), padded, dy.dtype)
-        p[...] = 0
-        share = xp.divide(dy, self._pool_counts(x_shape, rows, cols, dy.dtype),
-                          out=self.scratch(("avg_pool_share", dy.shape), dy.shape, dy.dtype))
+        p = self._padded_zeros(x_shape, rows, cols, dy.dtype, "avg_pool_dx")
+        share = self.xp.divide(dy, self._pool_counts(x_shape, rows, cols, dy.dtype),
+                               out=self.scratch(("avg_pool_share", dy.shape), dy.shape, dy.dtype))
         for k in range(kh * kw):
             p[:, _axis(rows, k // kw), _axis(cols, k % kw), :] += share
-        interior = p[:, top:top + h, left:left + w, :]
-        if out is None:
-            return xp.ascontiguousarray(interior)
-        out[...] = interior
-        return out
+        return self._interior(p, x_shape, rows, cols, out)
