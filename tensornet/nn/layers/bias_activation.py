@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class BiasActivation:
-    """Mixin of a layer with ``activation``, ``use_bias`` and a ``bias`` weight (Dense, Conv2D)."""
+    """Mixin of a layer with ``activation``, ``use_bias`` and a ``bias`` weight (Dense, Conv2D);
+    ``_z`` is the product before the bias, ``_y`` the output."""
+
+    @property
+    def output_activation(self):
+        return self.activation.name
+
+    @property
+    def logits(self):
+        return self._z
 
     def _bias_activation(self, z):
         """y = f(z + b) over the rows of ``z`` (rows, units): linear adds the bias in place in z;

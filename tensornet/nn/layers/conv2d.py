@@ -58,14 +58,6 @@ class Conv2D(BiasActivation, Layer):
         if self.use_bias:
             self.add_weight("bias", (self.filters,), self.bias_initializer)
 
-    @property
-    def output_activation(self):
-        return self.activation.name
-
-    @property
-    def logits(self):
-        return self._z
-
     def forward(self, x, training=False):
         ops, n = self.ops, x.shape[0]
         rows, cols = self._geometry

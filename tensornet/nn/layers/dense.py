@@ -39,14 +39,6 @@ class Dense(BiasActivation, Layer):
         if self.use_bias:
             self.add_weight("bias", (self.units,), self.bias_initializer)
 
-    @property
-    def output_activation(self):
-        return self.activation.name
-
-    @property
-    def logits(self):
-        return self._z
-
     def forward(self, x, training=False):
         ops, n = self.ops, x.shape[0]
         z = ops.matmul(x, self.weights["kernel"], out=self.workspace("z", (n, self.units)))
