@@ -1,7 +1,8 @@
 """The CuPy backend's im2col, col2im and max pooling: the kernels of ``kernels/im2col.cu``
 (one output element per thread, gathers only, so deterministic), with the convolution's
 products on cuBLAS through ``matmul`` / ``matmuls`` (:class:`.conv_ops.ConvOps`' own
-``conv2d``). Arrays the kernels do not take (not C-contiguous, not float32 / float64, a 1x1
+``conv2d``); Conv2D itself goes through cuDNN first where ``TENSORNET_CONV`` selects it
+(:mod:`.cupy_cudnn`). Arrays the kernels do not take (not C-contiguous, not float32 / float64, a 1x1
 window with nothing to gather) go to the reference (``super()``).
 
 Imports no CuPy itself: :class:`.cupy_backend.CupyBackend` composes it and provides ``xp``,
@@ -12,14 +13,16 @@ from __future__ import annotations
 import numpy
 
 from . import kernels
+from .cupy_cudnn import CupyCudnnConvOps
 
 
 def _ints(*values):
     return tuple(numpy.int32(v) for v in values)
 
 
-class CupyConvOps:
-    """Overrides of :class:`.conv_ops.ConvOps` launching the ``im2col`` kernel family."""
+class CupyConvOps(CupyCudnnConvOps):
+    """Overrides of :class:`.conv_ops.ConvOps` launching the ``im2col`` kernel family, under
+    :class:`.cupy_cudnn.CupyCudnnConvOps` (Conv2D through cuDNN where it is selected)."""
 
     def _conv_ctype(self, *arrays):
         """The kernels' type name for ``arrays`` (one float dtype, C-contiguous arrays of this
