@@ -18,7 +18,13 @@ the bias correction, PyTorch's after, and only a negligible epsilon makes the tw
 - ``fmnist-epoch``: one whole Fashion-MNIST epoch (60,000 samples, batch 128, shuffled, loss and
   accuracy) through ``fit`` against PyTorch's fastest idiomatic loop (a ``randperm`` each epoch,
   batches taken by indexing the tensors, loss and accuracy summed as tensors: no ``.item()``
-  per batch) and, beside it, the ``DataLoader`` loop (``TensorDataset``, ``shuffle=True``).
+  per batch) and, beside it, the ``DataLoader`` loop (``TensorDataset``, ``shuffle=True``);
+- the CNN rows ``cnn-small`` (Conv(8, 3, same)-pool-Conv(16, 3)-pool-Dense(10)) and ``mnist-cnn``
+  (Keras' mnist_cnn), batch 128: one Fashion-MNIST epoch of ``fit`` after a warm-up against the
+  idiomatic PyTorch CPU loop for the same network and weights, interleaved, with the share of
+  each step spent in GEMM or convolution calls -- bench/compare_cnn.py's networks, loops and
+  measurement (``run_cnn_case``), imported. ``--cnn-samples``, ``--cnn-epochs``,
+  ``--cnn-warmup`` and ``--cnn-profile-steps`` size them, ``--no-cnn`` skips them.
 
 Beside the step cases the *GEMM floor*: only the matrix products one step needs (forward x W,
 backward x^T dz and dz W^T, the first layer's dx skipped), one after the other, through the
@@ -29,6 +35,7 @@ work no framework can avoid.
     python bench/compare.py                    # every case: table + bench/results/<name>.{json,txt}
     python bench/compare.py --quick            # a smoke run (CI, bench/test_compare.py): tiny counts, no files
     python bench/compare.py --cases mlp-512-adam,fmnist-epoch --no-save
+    python bench/compare.py --cases cnn-small,mnist-cnn --cnn-samples 60000 --no-save
 
 GPU comparisons are bench/gpu_compare.py's (``--device cuda`` here says so).
 
@@ -62,6 +69,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import compare_cnn  # noqa: E402
 from harness import (GemmFloor, Stepper, StepTimer, gemm_flops, machine_info, paired_ratios,  # noqa: E402
                      time_interleaved)
 from tensornet.layers import BatchNormalization, Dense, Dropout  # noqa: E402
@@ -81,7 +89,9 @@ CASES = [
 ]
 #: (name, layer sizes, batch, optimizer, target ratio against PyTorch's randperm loop)
 EPOCH_CASE = ("fmnist-epoch", (784, 512, 512, 10), 128, "nesterov", 0.85)
-CASE_NAMES = [c[0] for c in CASES] + [EPOCH_CASE[0]]
+#: bench/compare_cnn.py's networks (its CASES hold their targets)
+CNN_CASES = tuple(compare_cnn.CASES)
+CASE_NAMES = [c[0] for c in CASES] + [EPOCH_CASE[0]] + list(CNN_CASES)
 
 
 # ---------------------------------------------------------------------- models
@@ -335,7 +345,11 @@ def format_table(results, targets):
         ok = target is None or res["ratio_vs_torch"] <= target
         res["target_met"] = ok
         step = (res.get("tensornet_step") or "").split(" (")[0]
-        if "gemm_floor" in med:
+        if res["case"] in CNN_CASES:
+            share = res["share_gemm_conv"]
+            cells = (f"{med['tensornet']:>9.3f}s {med['torch']:>9.3f}s {'':>10} {res['ratio_vs_torch']:>6.2f} "
+                     f"{'':>7} {'pt ' + format(share['torch'], '.0%'):>9} {share['tensornet'] * 100:>5.0f}%")
+        elif "gemm_floor" in med:
             cells = (f"{med['tensornet'] * 1e3:>8.3f}ms {med['torch'] * 1e3:>8.3f}ms "
                      f"{med['torch_fused'] * 1e3:>8.3f}ms "
                      f"{res['ratio_vs_torch']:>6.2f} {res['ratio_vs_torch_fused']:>7.2f} "
@@ -359,7 +373,9 @@ def run_in_child(name, args):
         out = Path(folder) / "result.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--cases", name,
                    "--rounds", str(args.rounds), "--steps", str(args.steps), "--epochs", str(args.epochs),
-                   "--block-seconds", str(args.block_seconds),
+                   "--block-seconds", str(args.block_seconds), "--cnn-samples", str(args.cnn_samples),
+                   "--cnn-epochs", str(args.cnn_epochs), "--cnn-warmup", str(args.cnn_warmup),
+                   "--cnn-profile-steps", str(args.cnn_profile_steps),
                    "--no-save", "--in-process", "--result-json", str(out)] + ["--quick"] * args.quick
         done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
@@ -374,6 +390,11 @@ def run_case(name, args, rounds, steps, warmup):
         if case == name:
             return run_step_case(name, sizes, batch, rounds, steps, warmup, optimizer, block,
                                  block_seconds=args.block_seconds)
+    if name in CNN_CASES:
+        result = compare_cnn.run_cnn_case(name, args.cnn_samples, args.cnn_epochs, args.cnn_warmup,
+                                          args.cnn_profile_steps)
+        result["optimizer"] = "momentum"
+        return result
     return run_epoch_case(1 if args.quick else args.epochs, limit=2000 if args.quick else None)
 
 
@@ -388,7 +409,14 @@ def main(argv=None):
     parser.add_argument("--block-seconds", type=float, default=0.3,
                         help="cut a trainer's block of steps to about this long (more rounds, same step count); 0: never")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per trainer (epoch case)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts, 2,000 samples, no files")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: tiny counts, 2,000 samples (CNN rows: --cnn-samples 512 at most), no files")
+    parser.add_argument("--cnn-samples", type=int, default=60000, help="images per timed epoch (CNN rows)")
+    parser.add_argument("--cnn-epochs", type=int, default=1, help="timed epochs per trainer (CNN rows)")
+    parser.add_argument("--cnn-warmup", type=int, default=20, help="warm-up batches per trainer (CNN rows)")
+    parser.add_argument("--cnn-profile-steps", type=int, default=40,
+                        help="steps of the GEMM / convolution share measurement (CNN rows)")
+    parser.add_argument("--no-cnn", action="store_true", help="skip the CNN rows")
     parser.add_argument("--name", default=None,
                         help="results file stem (default: cpu-<cores>core-<YYYY-MM-DD>-compare)")
     parser.add_argument("--no-save", action="store_true")
@@ -405,6 +433,11 @@ def main(argv=None):
         raise SystemExit(f"unknown case(s) {', '.join(unknown)}; the cases are {', '.join(CASE_NAMES)}")
 
     rounds, steps, warmup = (2, 2, 2) if args.quick else (args.rounds, args.steps, 10)
+    if args.quick:
+        args.cnn_samples, args.cnn_warmup = min(args.cnn_samples, 512), min(args.cnn_warmup, 2)
+        args.cnn_profile_steps = min(args.cnn_profile_steps, 2)
+    if args.no_cnn:
+        wanted = [name for name in wanted if name not in CNN_CASES]
     info = machine_info("cpu")
     header = (f"# {info['cpu']}, {info['cores']} cores, NumPy {info['numpy']} ({info['blas']}), "
               f"torch {info.get('torch')} ({info.get('torch_threads')} threads), tensornet accel: "
@@ -422,12 +455,15 @@ def main(argv=None):
         return results
     targets = {c[0]: c[5] for c in CASES}
     targets[EPOCH_CASE[0]] = EPOCH_CASE[4]
+    targets.update(compare_cnn.CASES)
     table = format_table(results, targets)
     command = "python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
     load_after = os.getloadavg()
     footer = ("ratio = tensornet / PyTorch's default implementation of the optimizer (foreach); r.other = against "
               "its fused=True one (step cases) or the DataLoader loop (epoch case); gemm = the step's matrix "
               "products alone, one after the other, through tensornet's BLAS; share = gemm / tensornet; "
+              "CNN rows: seconds per epoch, share = tensornet's time in GEMM / im2col / pooling calls over "
+              "its step time, pt = PyTorch's in its convolution and matrix operators; "
               "target: ratio at most; step: the step fit took.")
     spread = [f"{res['case']} {'/'.join(f'{q:.2f}' for q in res['ratio_per_round_quartiles'])} "
               f"({res['steps_per_block']} steps a block)" for res in results if res.get("ratio_per_round_quartiles")]

@@ -93,3 +93,31 @@ def test_fit_blocks_time_each_step_and_train_the_batches_in_order():
         np.testing.assert_array_equal(a, b)  # the same 7 steps, in the same order
     with pytest.raises(ValueError, match="needs"):
         stepper.run(14)  # from batch 7: 15 steps run past the 16 batches x holds
+
+
+@pytest.fixture
+def small_images(monkeypatch):
+    """compare_cnn's Fashion-MNIST loader replaced by 512 random images (no download)."""
+    import compare_cnn
+
+    rng = np.random.default_rng(1)
+    images = rng.random((512, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 512)
+    monkeypatch.setattr(compare_cnn, "load_images", lambda samples: (images[0][:samples], images[1][:samples]))
+
+
+def test_quick_run_of_a_cnn_row(small_images):
+    pytest.importorskip("torch")
+    result, = compare.main(["--quick", "--cases", "cnn-small", "--in-process", "--result-json", "/dev/null",
+                            "--cnn-samples", "256"])
+    assert result["case"] == "cnn-small" and result["samples"] == 256 and result["batch"] == 128
+    assert set(result["median_s"]) == {"tensornet", "torch"} and all(v > 0 for v in result["median_s"].values())
+    assert result["max_prediction_diff_at_start"] < 1e-5  # the same network on both sides
+    assert 0.0 < result["share_gemm_conv"]["tensornet"] <= 1.0
+    table = compare.format_table([result], {"cnn-small": 1.0})
+    assert "cnn-small" in table and f"{result['ratio_vs_torch']:.2f}" in table
+
+
+def test_the_cnn_rows_are_cases_and_can_be_skipped():
+    assert set(compare.CNN_CASES) == {"cnn-small", "mnist-cnn"} <= set(compare.CASE_NAMES)
+    assert compare.main(["--quick", "--cases", "cnn-small,mnist-cnn", "--no-cnn", "--in-process",
+                         "--result-json", "/dev/null"]) == []
