@@ -344,3 +344,36 @@ def test_cudnn_matches_im2col_on_the_device(case, monkeypatch):
     assert im2col_ndim == 2 and cudnn_ndim == 4  # each ran its own path
     for a, b in zip(ours, theirs):  # cuDNN may use TF32 on Ampere and later: NVIDIA_TF32_OVERRIDE=0 for 1e-5
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3)
+
+
+def _small_cnn(backend):
+    from tensornet.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from tensornet.models import Sequential
+    from tensornet.optimizers import SGD
+
+    model = Sequential([Conv2D(4, 2, padding="same", activation="relu", input_shape=(9, 8, 2)), MaxPooling2D(),
+                        Conv2D(5, 3, strides=2, padding="same", activation="relu"), Flatten(),
+                        Dense(3, activation="softmax")], seed=5)
+    model.compile(optimizer=SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  backend=backend, jit_compile=False)
+    return model
+
+
+@pytest.mark.kernels_on_cpu
+def test_fit_of_a_cnn_through_cudnn_matches_the_numpy_backend():
+    from tests.cuda_harness.backend import harness_backend
+
+    rng = np.random.default_rng(3)
+    x, y = rng.random((40, 9, 8, 2), dtype=np.float32), rng.integers(0, 3, 40)
+    gpu = harness_backend()
+    gpu._cudnn = cudnn = StandInCudnn()
+    on_harness, reference = _small_cnn(gpu), _small_cnn("numpy")
+    history = on_harness.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    expected = reference.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    steps = 2 * 3
+    # two convolutions forward and filter-backward each step; dx for the second one only
+    assert cudnn.calls.count("forward") >= 2 * steps and cudnn.calls.count("backward_filter") == 2 * steps
+    assert cudnn.calls.count("backward_data") == steps
+    np.testing.assert_allclose(history.history["loss"], expected.history["loss"], rtol=2e-5)
+    for got, want in zip(on_harness.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-6)
