@@ -43,8 +43,16 @@ class CudnnModule:
         self.nhwc = nhwc
 
 
-def load_cudnn():
-    """``(CudnnModule, None)`` when ``cupy.cudnn`` imports, else ``(None, reason)``."""
+#: cuDNN's default math mode lets Ampere and later GPUs compute float32 convolutions in TF32
+#: (10-bit mantissa, about 1e-3 relative). Unless the user chose otherwise, :func:`load_cudnn`
+#: sets ``NVIDIA_TF32_OVERRIDE=0`` before cuDNN loads, so float32 stays float32.
+TF32_ENV = "NVIDIA_TF32_OVERRIDE"
+
+
+def load_cudnn(environ=os.environ):
+    """``(CudnnModule, None)`` when ``cupy.cudnn`` imports, else ``(None, reason)``; sets
+    ``NVIDIA_TF32_OVERRIDE=0`` first where the environment does not set it (:data:`TF32_ENV`)."""
+    environ.setdefault(TF32_ENV, "0")
     try:
         import cupy.cudnn as cudnn
         from cupy.cuda import cudnn as libcudnn
