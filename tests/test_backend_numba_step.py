@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import json, numpy
 from tensornet.backend import _numba_step
-_numba_step.jobs(numpy.float32)
-compiled, addresses = _numba_step._JOBS["float32"]
+compiled = _numba_step.callbacks(numpy.float32)
+addresses = _numba_step.jobs(numpy.float32)
 print(json.dumps({"hits": [job.cache_hits for job in compiled], "addresses": [bool(a) for a in addresses]}))
 """
 

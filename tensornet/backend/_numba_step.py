@@ -72,9 +72,15 @@ LR, MOMENTUM, WEIGHT_DECAY, TINY, ALPHA, BETA_1, ONE_MINUS_BETA_1, BETA_2, ONE_M
 #: ``RULE`` of Adam.
 ADAM = 3
 
-#: The parameters' scalar type in :func:`rows_pass` and :func:`weights_pass`: :func:`jobs`
-#: compiles a copy of each per dtype with ``DTYPE`` bound to that dtype's type.
+#: The compile-time constants of :func:`rows_pass` and :func:`weights_pass`: :func:`jobs`
+#: compiles a copy of each per value they take, bound in the copy's globals -- ``DTYPE`` the
+#: parameters' scalar type (both), ``SPARSE_TARGETS`` integer labels rather than (B, n) targets
+#: (:func:`rows_pass`), ``ADAM_UPDATE`` Adam's update rather than SGD's (:func:`weights_pass`).
+#: Numba prunes a branch on a global constant before typing it, so a copy compiles only the
+#: code its model runs.
 DTYPE = np.float32
+SPARSE_TARGETS = True
+ADAM_UPDATE = False
 
 #: A job's C signature, as :func:`._numba_blas.run_jobs` calls it: ``void job(int t, char *args, int threads)``.
 JOB = types.void(types.int32, types.voidptr, types.int32)
@@ -87,18 +93,27 @@ def _gemm(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, one, zero):
 
 
 @numba.njit(nogil=True, inline="always")
-def _softmax_rows(acts, out, n, bias, has_bias, probs, grad, y, labels, sparse, r0, r1, inv_batch):
+def _softmax_rows(acts, out, n, bias, has_bias, probs, grad, y, r0, r1, inv_batch):
     """Rows r0:r1 of the last layer: logits z += b; p = softmax(z); the rows' loss sum and
-    grad = (p sum_j y_j - y) / B (sparse: y one-hot at the label), as the layered
-    ``bias_activation`` + ``softmax_cross_entropy`` make them."""
+    grad = (p sum_j y_j - y) / B, as the layered ``bias_activation`` + ``softmax_cross_entropy``
+    make them."""
     loss = 0.0
     for i in range(r0, r1):
         z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
         m, s = bias_softmax_row(z, bias, has_bias, p)
-        if sparse:
-            loss += softmax_cross_entropy_sparse_row(z, m, math.log(s), p, labels[i], g, inv_batch)
-        else:
-            loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i], g, inv_batch)
+        loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i], g, inv_batch)
+    return loss
+
+
+@numba.njit(nogil=True, inline="always")
+def _softmax_rows_sparse(acts, out, n, bias, has_bias, probs, grad, labels, r0, r1, inv_batch):
+    """:func:`_softmax_rows` with the targets one-hot at ``labels``: grad = (p - onehot) / B
+    (``softmax_cross_entropy_sparse``)."""
+    loss = 0.0
+    for i in range(r0, r1):
+        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
+        m, s = bias_softmax_row(z, bias, has_bias, p)
+        loss += softmax_cross_entropy_sparse_row(z, m, math.log(s), p, labels[i], g, inv_batch)
     return loss
 
 
@@ -149,8 +164,10 @@ def rows_pass(t, data, threads):
                   a_addr + (out + r0 * n) * item, n, one, zero)
             bias = params[max(b_off, 0):max(b_off, 0) + n]
             if l == layers - 1:
-                loss = _softmax_rows(acts, out, n, bias, b_off >= 0, probs, dz, y, labels, args[SPARSE] != 0, r0, r1,
-                                     inv_batch)
+                if SPARSE_TARGETS:  # a compile-time constant: the other branch is never compiled
+                    loss = _softmax_rows_sparse(acts, out, n, bias, b_off >= 0, probs, dz, labels, r0, r1, inv_batch)
+                else:
+                    loss = _softmax_rows(acts, out, n, bias, b_off >= 0, probs, dz, y, r0, r1, inv_batch)
                 continue
             for i in range(r0, r1):  # row slices: a loop from a nonzero start does not vectorize
                 z = acts[out + i * n:out + (i + 1) * n]
@@ -209,7 +226,7 @@ def weights_pass(t, data, threads):
         for lo, hi in ((w_off + k0 * n, w_off + k1 * n), (b_off + c0, b_off + c1 if b_off >= 0 else b_off + c0)):
             if hi <= lo:
                 continue
-            if rule == ADAM:
+            if ADAM_UPDATE:  # a compile-time constant: the other update is never compiled
                 adam_update_slice(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], alpha, beta_1, one_minus_beta_1,
                                   beta_2, one_minus_beta_2, epsilon)
             else:
@@ -220,22 +237,36 @@ def weights_pass(t, data, threads):
 _JOBS = {}
 
 
-def jobs(dtype):
-    """The addresses of the two jobs for parameters of ``dtype`` (float32 or float64), compiled
-    (or read from the disk cache) on the first call for that dtype: :func:`rows_pass` and
-    :func:`weights_pass` with ``DTYPE`` bound to it, each compiled once, as the C callback itself
-    (a distinct name per dtype keeps their disk caches apart; the update's divisions follow
-    NumPy's error model, x / 0 = inf, as the layered update kernels do)."""
+def _compiled(fn, suffix, options, **constants):
+    """``fn`` compiled (or read from the disk cache) as the C callback :data:`JOB`, with
+    ``constants`` bound in its globals; ``suffix`` names the copy, which keeps disk caches apart."""
+    key = (fn.__name__, suffix)
+    if key not in _JOBS:
+        clone = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, **constants), f"{fn.__name__}_{suffix}",
+                                     fn.__defaults__, fn.__closure__)
+        clone.__qualname__, clone.__module__ = f"{fn.__qualname__}_{suffix}", fn.__module__
+        _JOBS[key] = numba.cfunc(JOB, nopython=True, nogil=True, cache=True, **options)(clone)
+    return _JOBS[key]
+
+
+def callbacks(dtype, sparse=True, adam=False):
+    """The two jobs (``numba.cfunc`` objects) for parameters of ``dtype`` (float32 or float64), integer
+    labels (``sparse``) or (B, n) targets, and Adam's (``adam``) or SGD's update, each compiled
+    (or read from the disk cache) on its first use: :func:`rows_pass` with ``DTYPE`` and
+    ``SPARSE_TARGETS`` bound, :func:`weights_pass` with ``DTYPE`` and ``ADAM_UPDATE`` bound (the
+    update's divisions follow NumPy's error model, x / 0 = inf, as the layered update kernels do)."""
     name = np.dtype(dtype).name
-    if name not in _JOBS:
-        compiled = []
-        for fn, options in ((rows_pass, {}), (weights_pass, {"error_model": "numpy"})):
-            clone = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, DTYPE=np.dtype(name).type),
-                                         f"{fn.__name__}_{name}", fn.__defaults__, fn.__closure__)
-            clone.__qualname__, clone.__module__ = f"{fn.__qualname__}_{name}", fn.__module__
-            compiled.append(numba.cfunc(JOB, nopython=True, nogil=True, cache=True, **options)(clone))
-        _JOBS[name] = (compiled, [job.address for job in compiled])
-    return _JOBS[name][1]
+    scalar = np.dtype(name).type
+    rows = _compiled(rows_pass, f"{name}_{'sparse' if sparse else 'dense'}", {}, DTYPE=scalar,
+                     SPARSE_TARGETS=bool(sparse))
+    weights = _compiled(weights_pass, f"{name}_{'adam' if adam else 'sgd'}", {"error_model": "numpy"},
+                        DTYPE=scalar, ADAM_UPDATE=bool(adam))
+    return rows, weights
+
+
+def jobs(dtype, sparse=True, adam=False):
+    """The addresses of :func:`callbacks`' two jobs."""
+    return tuple(job.address for job in callbacks(dtype, sparse, adam))
 
 
 def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, probs, losses, rule, floats, state,
@@ -248,7 +279,7 @@ def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, p
     (float64, :data:`FLOAT_SLOTS`). With ``update`` False the gradients are made and nothing is
     updated. ``losses`` (float64, one per thread) receives each thread's loss sum; returns their
     sum. Every array must be C-contiguous: the jobs read them in place."""
-    rows_job, weights_job = jobs(params.dtype)
+    rows_job, weights_job = jobs(params.dtype, sparse, rule == ADAM)
     velocity, m, v = (state[0], params, params) if rule != ADAM else (params, state[0], state[1])
     args = np.array([gemm, x.ctypes.data, y.ctypes.data, labels.ctypes.data, params.ctypes.data, grads.ctypes.data,
                      velocity.ctypes.data, m.ctypes.data, v.ctypes.data, table.ctypes.data, acts.ctypes.data,
