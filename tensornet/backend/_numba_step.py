@@ -21,7 +21,8 @@ How it runs, and why so: each part is a C callback (``numba.cfunc``) ``job(t, ar
 that reads its arrays from an int64 block of addresses and sizes (:data:`ARGS` names its slots),
 and :func:`._numba_blas.run_jobs` -- the parallel loop OpenBLAS's jobs run on, compiled once
 for every caller -- runs job t on thread t of Numba's pool. The callbacks are serial code,
-compiled on first use for the dtype in use and cached on disk. A single ``parallel=True``
+compiled on first use for what the model uses (dtype; integer labels or one-hot targets; SGD
+or Adam: :func:`callbacks`) and cached on disk. A single ``parallel=True``
 function holding the whole step took ~14 s to compile on the 2-core machine (Numba's parallel
 passes and LLVM over the inlined step, once per parallel loop and once more for the function);
 the two serial parts take ~3 s (``python bench/first_run.py`` measures a first ``fit``).
