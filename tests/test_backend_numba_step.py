@@ -1,5 +1,6 @@
 """The compiled step's parts (tensornet/backend/_numba_step.py) are compiled once per machine:
-a second process reads both jobs from Numba's disk cache instead of compiling them."""
+a second process reads both jobs from Numba's disk cache instead of compiling them; with an
+empty cache, a child process compiles the second job while the first compiles."""
 import json
 import os
 import subprocess
@@ -13,14 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = """
 import json, numpy
 from tensornet.backend import _numba_step
-_numba_step.jobs(numpy.float32)
-compiled, addresses = _numba_step._JOBS["float32"]
+compiled = _numba_step.callbacks(numpy.float32)
+addresses = _numba_step.jobs(numpy.float32)
 print(json.dumps({"hits": [job.cache_hits for job in compiled], "addresses": [bool(a) for a in addresses]}))
 """
 
 
-def _probe(cache):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+def _probe(cache, compile_mode="serial"):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT), TENSORNET_STEP_COMPILE=compile_mode)
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -32,3 +33,12 @@ def test_the_step_jobs_are_read_from_the_disk_cache_by_a_second_process(tmp_path
     assert first == {"hits": [0, 0], "addresses": [True, True]}  # an empty cache: both compiled
     assert any(tmp_path.rglob("*.nbi")), "nothing was written to the cache"
     assert _probe(tmp_path) == {"hits": [1, 1], "addresses": [True, True]}
+
+
+def test_a_child_process_compiles_the_second_job_into_the_cache_beside_the_first(tmp_path):
+    pytest.importorskip("numba", reason="Numba is not installed")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: both jobs compile in this process")
+    first = _probe(tmp_path, "parallel")
+    assert first == {"hits": [0, 1], "addresses": [True, True]}  # rows_pass compiled here, weights_pass read
+    assert _probe(tmp_path, "parallel") == {"hits": [1, 1], "addresses": [True, True]}

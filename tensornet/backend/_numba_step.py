@@ -21,7 +21,8 @@ How it runs, and why so: each part is a C callback (``numba.cfunc``) ``job(t, ar
 that reads its arrays from an int64 block of addresses and sizes (:data:`ARGS` names its slots),
 and :func:`._numba_blas.run_jobs` -- the parallel loop OpenBLAS's jobs run on, compiled once
 for every caller -- runs job t on thread t of Numba's pool. The callbacks are serial code,
-compiled on first use for the dtype in use and cached on disk. A single ``parallel=True``
+compiled on first use for what the model uses (dtype; integer labels or one-hot targets; SGD
+or Adam: :func:`callbacks`) and cached on disk. A single ``parallel=True``
 function holding the whole step took ~14 s to compile on the 2-core machine (Numba's parallel
 passes and LLVM over the inlined step, once per parallel loop and once more for the function);
 the two serial parts take ~3 s (``python bench/first_run.py`` measures a first ``fit``).
@@ -40,12 +41,17 @@ activation is relu (0: linear; the last layer's is the softmax).
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 import types as pytypes
 
 import numba
 import numpy as np
 from llvmlite import ir
 from numba import carray, types
+from numba.core import sigutils
+from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
 from ._numba_blas import _gemm_lp64, run_jobs
@@ -72,9 +78,37 @@ LR, MOMENTUM, WEIGHT_DECAY, TINY, ALPHA, BETA_1, ONE_MINUS_BETA_1, BETA_2, ONE_M
 #: ``RULE`` of Adam.
 ADAM = 3
 
-#: The parameters' scalar type in :func:`rows_pass` and :func:`weights_pass`: :func:`jobs`
-#: compiles a copy of each per dtype with ``DTYPE`` bound to that dtype's type.
+#: The compile-time constants of :func:`rows_pass` and :func:`weights_pass`: :func:`jobs`
+#: compiles a copy of each per value they take, bound in the copy's globals -- ``DTYPE`` the
+#: parameters' scalar type (both), ``SPARSE_TARGETS`` integer labels rather than (B, n) targets
+#: (:func:`rows_pass`), ``ADAM_UPDATE`` Adam's update rather than SGD's (:func:`weights_pass`).
+#: Numba prunes a branch on a global constant before typing it, so a copy compiles only the
+#: code its model runs.
 DTYPE = np.float32
+SPARSE_TARGETS = True
+ADAM_UPDATE = False
+
+#: How :func:`callbacks` compiles its two jobs with an empty disk cache (``TENSORNET_STEP_COMPILE``):
+#: ``parallel`` side by side (a child process compiles one), ``serial`` one after the other,
+#: ``auto`` (the default) side by side when a core is idle (the 1-minute load average is below
+#: the core count minus one): on a busy machine the child's start-up only adds to the load.
+COMPILE_MODE = os.environ.get("TENSORNET_STEP_COMPILE", "auto").lower()
+#: How long :func:`callbacks` waits for the child before compiling the job itself (seconds).
+CHILD_TIMEOUT_S = 600
+
+
+def _side_by_side():
+    """Whether :func:`callbacks` compiles its two jobs side by side (:data:`COMPILE_MODE`)."""
+    cores = os.cpu_count() or 1
+    if COMPILE_MODE == "serial" or cores < 2 or getattr(sys, "frozen", False):  # frozen: no interpreter to start
+        return False
+    if COMPILE_MODE == "parallel":
+        return True
+    try:
+        return os.getloadavg()[0] < cores - 1
+    except (AttributeError, OSError):  # no load average (Windows): assume the machine is idle
+        return True
+
 
 #: A job's C signature, as :func:`._numba_blas.run_jobs` calls it: ``void job(int t, char *args, int threads)``.
 JOB = types.void(types.int32, types.voidptr, types.int32)
@@ -87,18 +121,27 @@ def _gemm(gemm, trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc, one, zero):
 
 
 @numba.njit(nogil=True, inline="always")
-def _softmax_rows(acts, out, n, bias, has_bias, probs, grad, y, labels, sparse, r0, r1, inv_batch):
+def _softmax_rows(acts, out, n, bias, has_bias, probs, grad, y, r0, r1, inv_batch):
     """Rows r0:r1 of the last layer: logits z += b; p = softmax(z); the rows' loss sum and
-    grad = (p sum_j y_j - y) / B (sparse: y one-hot at the label), as the layered
-    ``bias_activation`` + ``softmax_cross_entropy`` make them."""
+    grad = (p sum_j y_j - y) / B, as the layered ``bias_activation`` + ``softmax_cross_entropy``
+    make them."""
     loss = 0.0
     for i in range(r0, r1):
         z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
         m, s = bias_softmax_row(z, bias, has_bias, p)
-        if sparse:
-            loss += softmax_cross_entropy_sparse_row(z, m, math.log(s), p, labels[i], g, inv_batch)
-        else:
-            loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i], g, inv_batch)
+        loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i], g, inv_batch)
+    return loss
+
+
+@numba.njit(nogil=True, inline="always")
+def _softmax_rows_sparse(acts, out, n, bias, has_bias, probs, grad, labels, r0, r1, inv_batch):
+    """:func:`_softmax_rows` with the targets one-hot at ``labels``: grad = (p - onehot) / B
+    (``softmax_cross_entropy_sparse``)."""
+    loss = 0.0
+    for i in range(r0, r1):
+        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
+        m, s = bias_softmax_row(z, bias, has_bias, p)
+        loss += softmax_cross_entropy_sparse_row(z, m, math.log(s), p, labels[i], g, inv_batch)
     return loss
 
 
@@ -149,8 +192,10 @@ def rows_pass(t, data, threads):
                   a_addr + (out + r0 * n) * item, n, one, zero)
             bias = params[max(b_off, 0):max(b_off, 0) + n]
             if l == layers - 1:
-                loss = _softmax_rows(acts, out, n, bias, b_off >= 0, probs, dz, y, labels, args[SPARSE] != 0, r0, r1,
-                                     inv_batch)
+                if SPARSE_TARGETS:  # a compile-time constant: the other branch is never compiled
+                    loss = _softmax_rows_sparse(acts, out, n, bias, b_off >= 0, probs, dz, labels, r0, r1, inv_batch)
+                else:
+                    loss = _softmax_rows(acts, out, n, bias, b_off >= 0, probs, dz, y, r0, r1, inv_batch)
                 continue
             for i in range(r0, r1):  # row slices: a loop from a nonzero start does not vectorize
                 z = acts[out + i * n:out + (i + 1) * n]
@@ -209,7 +254,7 @@ def weights_pass(t, data, threads):
         for lo, hi in ((w_off + k0 * n, w_off + k1 * n), (b_off + c0, b_off + c1 if b_off >= 0 else b_off + c0)):
             if hi <= lo:
                 continue
-            if rule == ADAM:
+            if ADAM_UPDATE:  # a compile-time constant: the other update is never compiled
                 adam_update_slice(params[lo:hi], grads[lo:hi], m[lo:hi], v[lo:hi], alpha, beta_1, one_minus_beta_1,
                                   beta_2, one_minus_beta_2, epsilon)
             else:
@@ -219,27 +264,85 @@ def weights_pass(t, data, threads):
 
 _JOBS = {}
 
+#: The passes :func:`callbacks` compiles, by name.
+_PASSES = {"rows_pass": (rows_pass, {}, "SPARSE_TARGETS", ("dense", "sparse")),
+           "weights_pass": (weights_pass, {"error_model": "numpy"}, "ADAM_UPDATE", ("sgd", "adam"))}
 
-def jobs(dtype):
-    """The addresses of the two jobs for parameters of ``dtype`` (float32 or float64), compiled
-    (or read from the disk cache) on the first call for that dtype: :func:`rows_pass` and
-    :func:`weights_pass` with ``DTYPE`` bound to it, each compiled once, as the C callback itself
-    (a distinct name per dtype keeps their disk caches apart; the update's divisions follow
-    NumPy's error model, x / 0 = inf, as the layered update kernels do)."""
-    name = np.dtype(dtype).name
-    if name not in _JOBS:
-        compiled = []
-        for fn, options in ((rows_pass, {}), (weights_pass, {"error_model": "numpy"})):
-            clone = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, DTYPE=np.dtype(name).type),
-                                         f"{fn.__name__}_{name}", fn.__defaults__, fn.__closure__)
-            clone.__qualname__, clone.__module__ = f"{fn.__qualname__}_{name}", fn.__module__
-            compiled.append(numba.cfunc(JOB, nopython=True, nogil=True, cache=True, **options)(clone))
-        _JOBS[name] = (compiled, [job.address for job in compiled])
-    return _JOBS[name][1]
+
+def _callback(name, dtype, flag):
+    """The pass ``name`` for parameters of ``dtype`` with its switch (``SPARSE_TARGETS`` or
+    ``ADAM_UPDATE``) set to ``flag``, as an uncompiled C callback :data:`JOB` with the disk cache
+    on: a copy of the function with ``DTYPE`` and the switch bound in its globals, under a
+    distinct name, which keeps the copies' disk caches apart."""
+    fn, options, switch, words = _PASSES[name]
+    suffix = f"{np.dtype(dtype).name}_{words[bool(flag)]}"
+    constants = {"DTYPE": np.dtype(dtype).type, switch: bool(flag)}
+    clone = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, **constants), f"{name}_{suffix}", fn.__defaults__,
+                                 fn.__closure__)
+    clone.__qualname__, clone.__module__ = f"{fn.__qualname__}_{suffix}", fn.__module__
+    job = CFunc(clone, sigutils.normalize_signature(JOB), locals={}, options=dict(nopython=True, nogil=True, **options))
+    job.enable_caching()
+    return job
+
+
+def _cached(job):
+    """Whether Numba's disk cache holds ``job`` (then ``job.compile()`` only loads it)."""
+    return job._cache.load_overload(job._sig, job._targetdescr.target_context) is not None
+
+
+def _compile_elsewhere(name, dtype, flag):
+    """A child process that compiles :func:`_callback` ``(name, dtype, flag)`` into the disk cache
+    (this interpreter, this ``sys.path``); None where it cannot start."""
+    code = ("import sys; from tensornet.backend import _numba_step as s; "
+            "s._callback(sys.argv[1], sys.argv[2], sys.argv[3] == '1').compile()")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    try:
+        return subprocess.Popen([sys.executable, "-c", code, name, np.dtype(dtype).name, str(int(flag))], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
+    """The two jobs (``numba.cfunc`` objects) for parameters of ``dtype`` (float32 or float64),
+    integer labels (``sparse``) or (B, n) targets, and Adam's (``adam``) or SGD's update:
+    :func:`rows_pass` and :func:`weights_pass` compiled for them, or read from the disk cache.
+    The update's divisions follow NumPy's error model (x / 0 = inf), as the layered update
+    kernels do.
+
+    Numba compiles holding the GIL, so a thread cannot compile beside this one: where neither
+    job is in the disk cache and a core is free (:func:`_side_by_side`), a child process compiles
+    :func:`weights_pass` into the cache while this one compiles :func:`rows_pass`, then this one
+    reads it from there (or compiles it, should the child fail). ``while_waiting()``, when given,
+    runs if the child is still at work once :func:`rows_pass` is done (the caller compiles there
+    what it needs next)."""
+    keys = (("rows_pass", np.dtype(dtype).name, bool(sparse)), ("weights_pass", np.dtype(dtype).name, bool(adam)))
+    todo = {key: _callback(*key) for key in keys if key not in _JOBS}
+    missing = [key for key, job in todo.items() if not _cached(job)]
+    child = None
+    if len(missing) == 2 and _side_by_side():
+        child = _compile_elsewhere(*missing[1])
+    for key, job in todo.items():
+        if child is not None and key == missing[1]:
+            if while_waiting is not None and child.poll() is None:
+                while_waiting()
+            try:
+                child.wait(timeout=CHILD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # compile it here instead
+                child.kill()
+                child.wait()
+        job.compile()
+        _JOBS[key] = job
+    return tuple(_JOBS[key] for key in keys)
+
+
+def jobs(dtype, sparse=True, adam=False, while_waiting=None):
+    """The addresses of :func:`callbacks`' two jobs."""
+    return tuple(job.address for job in callbacks(dtype, sparse, adam, while_waiting))
 
 
 def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, probs, losses, rule, floats, state,
-                   has_decay=False, update=True):
+                   has_decay=False, update=True, while_waiting=None):
     """One training step of the network in ``table`` on the batch ``x`` (B, k0) with targets
     ``y`` (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in
     ``probs``, the gradients in ``grads``, the update in ``params`` and the optimizer's ``state``
@@ -247,8 +350,9 @@ def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, p
     decay), ``(m, v)`` for Adam (``rule`` :data:`ADAM`) -- with the scalars in ``floats``
     (float64, :data:`FLOAT_SLOTS`). With ``update`` False the gradients are made and nothing is
     updated. ``losses`` (float64, one per thread) receives each thread's loss sum; returns their
-    sum. Every array must be C-contiguous: the jobs read them in place."""
-    rows_job, weights_job = jobs(params.dtype)
+    sum. Every array must be C-contiguous: the jobs read them in place. ``while_waiting``: as
+    :func:`callbacks`' (the first call compiles the jobs)."""
+    rows_job, weights_job = jobs(params.dtype, sparse, rule == ADAM, while_waiting)
     velocity, m, v = (state[0], params, params) if rule != ADAM else (params, state[0], state[1])
     args = np.array([gemm, x.ctypes.data, y.ctypes.data, labels.ctypes.data, params.ctypes.data, grads.ctypes.data,
                      velocity.ctypes.data, m.ctypes.data, v.ctypes.data, table.ctypes.data, acts.ctypes.data,

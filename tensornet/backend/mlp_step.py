@@ -43,10 +43,12 @@ class MlpStep:
     ``weight_decay``, its ``velocity``, which may be None without momentum) or Adam (``beta_1``,
     ``beta_2``, ``epsilon``, its ``m`` and ``v``; ``alpha`` from the step count ``rule["t"]``) --
     at learning rate ``rule["lr"]``, returning the batch's loss sum in ``dtype``; ``target`` is
-    (B, classes) in ``dtype`` or (B,) int64 labels. The scalars reach the kernel as float64 and
-    are cast to the dtype there, as :class:`NumpyBackend`'s update kernels receive them.
-    ``ready`` is False once the pool is no longer shared (a forked child, where a parallel region
-    would abort: the caller then takes the layered step)."""
+    (B, classes) in ``dtype`` or (B,) int64 labels. ``while_waiting`` runs, on the first call
+    only, while a child process compiles part of the step (``_numba_step.callbacks``). The
+    scalars reach the kernel as float64 and are cast to the dtype there, as
+    :class:`NumpyBackend`'s update kernels receive them. ``ready`` is False once the pool is no
+    longer shared (a forked child, where a parallel region would abort: the caller then takes
+    the layered step)."""
 
     def __init__(self, blas_threads, gemm, dtype):
         from . import _numba_step
@@ -62,7 +64,8 @@ class MlpStep:
     def ready(self) -> bool:
         return self._blas_threads.mkl is not None  # MKL's GEMM is set only while the pool is shared
 
-    def __call__(self, x, target, params, grads, table, acts, dz, probs, rule, update=True):
+    def __call__(self, x, target, params, grads, table, acts, dz, probs, rule, update=True,
+                 while_waiting=None):
         sparse = target.ndim == 1
         targets, labels = (self._no_targets, target) if sparse else (target, self._no_labels)
         floats, lr = self._floats, rule["lr"]
@@ -77,5 +80,5 @@ class MlpStep:
             code = 0 if not momentum else (2 if rule["nesterov"] else 1)
             state, has_decay = (params if rule["velocity"] is None else rule["velocity"],), bool(rule["weight_decay"])
         total = self._kernel(self._gemm, x, targets, labels, sparse, params, grads, table, acts, dz, probs,
-                             self._losses, code, floats, state, has_decay, update)
+                             self._losses, code, floats, state, has_decay, update, while_waiting)
         return self._cast(total)

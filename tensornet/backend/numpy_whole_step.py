@@ -150,11 +150,11 @@ class WholeStep:
         """Whether the kernel (not the layered step) trains the batch ``(x, y)`` now."""
         return self._rule(x.reshape(x.shape[0], -1), y) is not None
 
-    def _call(self, x, y, rule, lr, update):
+    def _call(self, x, y, rule, lr, update, warm):
         table, acts, dz, probs = self._workspace(x.shape[0])
         params, grads = self.model.store.flat()
         rule = dict(rule, lr=lr, t=self.model.optimizer.iterations)
-        loss = self._run(x, y, params, grads, table, acts, dz, probs, rule, update)
+        loss = self._run(x, y, params, grads, table, acts, dz, probs, rule, update, warm)
         return probs, loss
 
     def __call__(self, x, y, update=True):
@@ -164,6 +164,9 @@ class WholeStep:
         rule = self._rule(flat, y)
         if rule is None:
             return self._layered(x, y, update)
+        # While a child process compiles part of the kernel (the first batch, with an empty disk
+        # cache), an inference forward over the batch compiles the kernels validation runs.
+        warm = lambda: self.model.forward(x, training=False)  # noqa: E731
         if not update:
-            return self._call(flat, y, rule, self.model.optimizer.learning_rate, False)
-        return self.model.optimizer.apply_fused(lambda lr: self._call(flat, y, rule, lr, True))
+            return self._call(flat, y, rule, self.model.optimizer.learning_rate, False, warm)
+        return self.model.optimizer.apply_fused(lambda lr: self._call(flat, y, rule, lr, True, warm))
