@@ -70,6 +70,17 @@ def _reader(p, k, stride, dilation, before, out):
     return o if o < out else -1
 
 
+@numba.njit(nogil=True)
+def _readers(size, kernel, stride, before, out):
+    """table[p, k] = :func:`_reader` (p, k) along one axis (no dilation): the window reading
+    input ``p`` at offset ``k``, or -1."""
+    table = np.empty((size, kernel), dtype=np.int64)
+    for p in range(size):
+        for k in range(kernel):
+            table[p, k] = _reader(p, k, stride, 1, before, out)
+    return table
+
+
 def _im2col(x, out, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
     """out[(b, i, j), (u, v, ci)] = x[b, i sh + u dh - top, j sw + v dw - left, ci], 0 outside.
 
@@ -183,26 +194,28 @@ def _max_pool2d(x, y, argmax, kh, sh, top, oh, kw, sw, left, ow):
         i = row - b * oh
         for j in range(ow):
             o = _U((row * ow + j) * c)
-            for k in range(kh * kw):
-                src_i = _source(i, k // kw, sh, 1, top, h)
-                src_j = _source(j, k % kw, sw, 1, left, w)
-                if src_i < 0 or src_j < 0:
+            for u in range(kh):
+                src_i = _source(i, u, sh, 1, top, h)
+                for v in range(kw):
+                    k = u * kw + v
+                    src_j = _source(j, v, sw, 1, left, w)
+                    if src_i < 0 or src_j < 0:
+                        if k == 0:
+                            for ch in range(_U(c)):
+                                yf[o + ch] = lowest
+                                af[o + ch] = 0
+                        continue
+                    s = _U(((b * h + src_i) * w + src_j) * c)
                     if k == 0:
                         for ch in range(_U(c)):
-                            yf[o + ch] = lowest
+                            yf[o + ch] = xf[s + ch]
                             af[o + ch] = 0
-                    continue
-                s = _U(((b * h + src_i) * w + src_j) * c)
-                if k == 0:
-                    for ch in range(_U(c)):
-                        yf[o + ch] = xf[s + ch]
-                        af[o + ch] = 0
-                else:
-                    for ch in range(_U(c)):
-                        value = xf[s + ch]
-                        better = value > yf[o + ch]
-                        yf[o + ch] = value if better else yf[o + ch]
-                        af[o + ch] = k if better else af[o + ch]
+                    else:
+                        for ch in range(_U(c)):
+                            value = xf[s + ch]
+                            better = value > yf[o + ch]
+                            yf[o + ch] = value if better else yf[o + ch]
+                            af[o + ch] = k if better else af[o + ch]
 
 
 def _max_pool2d_backward(dy, argmax, dx, kh, sh, top, oh, kw, sw, left, ow):
@@ -211,6 +224,7 @@ def _max_pool2d_backward(dy, argmax, dx, kh, sh, top, oh, kw, sw, left, ow):
     n, h, w, c = dx.shape
     yf, af, xf = dy.reshape(-1), argmax.reshape(-1), dx.reshape(-1)
     zero = dx.dtype.type(0)
+    rows, cols = _readers(h, kh, sh, top, oh), _readers(w, kw, sw, left, ow)
     for b in prange(n):
         for p in range(h):
             for q in range(w):
@@ -218,11 +232,11 @@ def _max_pool2d_backward(dy, argmax, dx, kh, sh, top, oh, kw, sw, left, ow):
                 for ch in range(_U(c)):
                     xf[o + ch] = zero
                 for u in range(kh):
-                    i = _reader(p, u, sh, 1, top, oh)
+                    i = rows[p, u]
                     if i < 0:
                         continue
                     for v in range(kw):
-                        j = _reader(q, v, sw, 1, left, ow)
+                        j = cols[q, v]
                         if j >= 0:
                             k = u * kw + v
                             s = _U(((b * oh + i) * ow + j) * c)
@@ -251,21 +265,23 @@ def _avg_pool2d(x, y, kh, sh, top, oh, kw, sw, left, ow):
         for j in range(ow):
             o = _U((row * ow + j) * c)
             count = x.dtype.type(rows_in * _count(j, kw, sw, left, w))
-            for k in range(kh * kw):
-                src_i = _source(i, k // kw, sh, 1, top, h)
-                src_j = _source(j, k % kw, sw, 1, left, w)
-                if src_i < 0 or src_j < 0:
+            for u in range(kh):
+                src_i = _source(i, u, sh, 1, top, h)
+                for v in range(kw):
+                    k = u * kw + v
+                    src_j = _source(j, v, sw, 1, left, w)
+                    if src_i < 0 or src_j < 0:
+                        if k == 0:
+                            for ch in range(_U(c)):
+                                yf[o + ch] = zero
+                        continue
+                    s = _U(((b * h + src_i) * w + src_j) * c)
                     if k == 0:
                         for ch in range(_U(c)):
-                            yf[o + ch] = zero
-                    continue
-                s = _U(((b * h + src_i) * w + src_j) * c)
-                if k == 0:
-                    for ch in range(_U(c)):
-                        yf[o + ch] = xf[s + ch]
-                else:
-                    for ch in range(_U(c)):
-                        yf[o + ch] += xf[s + ch]
+                            yf[o + ch] = xf[s + ch]
+                    else:
+                        for ch in range(_U(c)):
+                            yf[o + ch] += xf[s + ch]
             for ch in range(_U(c)):
                 yf[o + ch] /= count
 
@@ -276,6 +292,7 @@ def _avg_pool2d_backward(dy, dx, kh, sh, top, oh, kw, sw, left, ow):
     n, h, w, c = dx.shape
     yf, xf = dy.reshape(-1), dx.reshape(-1)
     zero = dx.dtype.type(0)
+    rows, cols = _readers(h, kh, sh, top, oh), _readers(w, kw, sw, left, ow)
     for b in prange(n):
         for p in range(h):
             for q in range(w):
@@ -283,12 +300,12 @@ def _avg_pool2d_backward(dy, dx, kh, sh, top, oh, kw, sw, left, ow):
                 for ch in range(_U(c)):
                     xf[o + ch] = zero
                 for u in range(kh):
-                    i = _reader(p, u, sh, 1, top, oh)
+                    i = rows[p, u]
                     if i < 0:
                         continue
                     rows_in = _count(i, kh, sh, top, h)
                     for v in range(kw):
-                        j = _reader(q, v, sw, 1, left, ow)
+                        j = cols[q, v]
                         if j >= 0:
                             count = dx.dtype.type(rows_in * _count(j, kw, sw, left, w))
                             s = _U(((b * oh + i) * ow + j) * c)
