@@ -81,6 +81,18 @@ def _readers(size, kernel, stride, before, out):
     return table
 
 
+@numba.njit(nogil=True)
+def _first_reader(table):
+    """first[p] = the first offset k with table[p, k] >= 0 (a window reads p there), or -1."""
+    first = np.full(table.shape[0], -1, dtype=np.int64)
+    for p in range(table.shape[0]):
+        for k in range(table.shape[1]):
+            if table[p, k] >= 0:
+                first[p] = k
+                break
+    return first
+
+
 def _im2col(x, out, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
     """out[(b, i, j), (u, v, ci)] = x[b, i sh + u dh - top, j sw + v dw - left, ci], 0 outside.
 
@@ -225,6 +237,23 @@ def _max_pool2d_backward(dy, argmax, dx, kh, sh, top, oh, kw, sw, left, ow):
     yf, af, xf = dy.reshape(-1), argmax.reshape(-1), dx.reshape(-1)
     zero = dx.dtype.type(0)
     rows, cols = _readers(h, kh, sh, top, oh), _readers(w, kw, sw, left, ow)
+    if kh <= sh and kw <= sw:  # windows apart: one window at most per pixel, one store
+        row_u, col_v = _first_reader(rows), _first_reader(cols)
+        for b in prange(n):
+            for p in range(h):
+                u = row_u[p]
+                for q in range(w):
+                    o = _U(((b * h + p) * w + q) * c)
+                    v = col_v[q]
+                    if u < 0 or v < 0:
+                        for ch in range(_U(c)):
+                            xf[o + ch] = zero
+                        continue
+                    k = u * kw + v
+                    s = _U(((b * oh + rows[p, u]) * ow + cols[q, v]) * c)
+                    for ch in range(_U(c)):
+                        xf[o + ch] = zero + (yf[s + ch] if af[s + ch] == k else zero)
+        return
     for b in prange(n):
         for p in range(h):
             for q in range(w):
