@@ -41,7 +41,7 @@ def _baseline_module(revision):
     return module
 
 
-def _cases(base, ref, new, min_channels, rng):
+def _cases(base, ref, tree, min_channels, rng):
     """(name, baseline callable, this tree's callable) for each op and shape."""
     cases = []
     conv = [("small conv1", (128, 28, 28, 1), "same"), ("small conv2", (128, 14, 14, 8), "valid"),
@@ -51,41 +51,42 @@ def _cases(base, ref, new, min_channels, rng):
         rows, cols = conv_geometry(shape[1:], (3, 3), (1, 1), (1, 1), padding)
         out = ref.im2col(x, rows, cols)
         c = shape[3]
-        old = ((lambda x=x, out=out, r=rows, q=cols: base.im2col[0](x, out, *_axes(r, q))) if c >= min_channels
+        base_fn = ((lambda x=x, out=out, r=rows, q=cols: base.im2col[0](x, out, *_axes(r, q))) if c >= min_channels
                else (lambda x=x, out=out, r=rows, q=cols: ref.im2col(x, r, q, out=out)))
-        cases.append((f"im2col {name}", old, lambda x=x, r=rows, q=cols, out=out: new.im2col(x, r, q, out=out)))
+        cases.append((f"im2col {name}", base_fn, lambda x=x, r=rows, q=cols, out=out: tree.im2col(x, r, q, out=out)))
         if name.endswith("conv2"):
             dcols = rng.standard_normal(out.shape).astype("float32")
             dx = np.empty(shape, "float32")
-            old = ((lambda d=dcols, dx=dx, r=rows, q=cols: base.col2im[0](d, dx, *_axes(r, q))) if c >= min_channels
+            base_fn = ((lambda d=dcols, dx=dx, r=rows, q=cols: base.col2im[0](d, dx, *_axes(r, q))) if c >= min_channels
                    else (lambda d=dcols, s=shape, r=rows, q=cols, dx=dx: ref.col2im(d, s, r, q, out=dx)))
-            cases.append((f"col2im {name}", old,
-                          lambda d=dcols, s=shape, r=rows, q=cols, dx=dx: new.col2im(d, s, r, q, out=dx)))
+            cases.append((f"col2im {name}", base_fn,
+                          lambda d=dcols, s=shape, r=rows, q=cols, dx=dx: tree.col2im(d, s, r, q, out=dx)))
     for name, shape in [("small pool1", (128, 28, 28, 8)), ("small pool2", (128, 12, 12, 16)),
                         ("mnist pool", (128, 24, 24, 64))]:
         x = rng.standard_normal(shape).astype("float32")
         rows, cols = conv_geometry(shape[1:], (2, 2), (2, 2), (1, 1), "valid")
-        y, arg = new.max_pool2d(x, rows, cols)
+        y, arg = tree.max_pool2d(x, rows, cols)
         dy = rng.standard_normal(y.shape).astype("float32")
         dx = np.empty(shape, "float32")
         a = _axes(rows, cols, dilated=False)
         cases.append((f"maxpool fwd {name}", lambda x=x, y=y, g=arg, a=a: base.max_pool2d[0](x, y, g, *a),
-                      lambda x=x, y=y, g=arg, r=rows, q=cols: new.max_pool2d(x, r, q, out=y, argmax_out=g)))
+                      lambda x=x, y=y, g=arg, r=rows, q=cols: tree.max_pool2d(x, r, q, out=y, argmax_out=g)))
         cases.append((f"maxpool bwd {name}", lambda d=dy, g=arg, dx=dx, a=a: base.max_pool2d_backward[0](d, g, dx, *a),
-                      lambda d=dy, g=arg, s=shape, r=rows, q=cols, dx=dx: new.max_pool2d_backward(d, g, s, r, q, out=dx)))
+                      lambda d=dy, g=arg, s=shape, r=rows, q=cols, dx=dx:
+                      tree.max_pool2d_backward(d, g, s, r, q, out=dx)))
         if name == "small pool1":
             cases.append((f"avgpool fwd {name}", lambda x=x, r=rows, q=cols, y=y: ref.avg_pool2d(x, r, q, out=y),
-                          lambda x=x, r=rows, q=cols, y=y: new.avg_pool2d(x, r, q, out=y)))
+                          lambda x=x, r=rows, q=cols, y=y: tree.avg_pool2d(x, r, q, out=y)))
             cases.append((f"avgpool bwd {name}",
                           lambda d=dy, s=shape, r=rows, q=cols, dx=dx: ref.avg_pool2d_backward(d, s, r, q, out=dx),
-                          lambda d=dy, s=shape, r=rows, q=cols, dx=dx: new.avg_pool2d_backward(d, s, r, q, out=dx)))
+                          lambda d=dy, s=shape, r=rows, q=cols, dx=dx: tree.avg_pool2d_backward(d, s, r, q, out=dx)))
     from tensornet.backend import _numba_conv_bias
 
     for name, shape in [("small conv1", (128 * 28 * 28, 8)), ("small conv2", (128 * 12 * 12, 16)),
                         ("mnist conv1", (128 * 26 * 26, 32)), ("mnist conv2", (128 * 24 * 24, 64))]:
         dz = rng.standard_normal(shape).astype("float32")
         db = np.empty(shape[1], "float32")
-        kernel = new._kernel(_numba_conv_bias.sum_rows, dz.size, dz, db)
+        kernel = tree._kernel(_numba_conv_bias.sum_rows, dz.size, dz, db)
         parts = _numba_conv_bias.parts(kernel, shape[0])
         cases.append((f"bias grad {name}", lambda d=dz, o=db: ref.sum_rows(d, out=o),
                       lambda d=dz, o=db, k=kernel, p=parts: k(d, o, p)))
@@ -101,31 +102,31 @@ def main(argv=None):
                         help="both sides' serial twins (steadier on a loaded machine)")
     args = parser.parse_args(argv)
     base = _baseline_module(args.baseline)
-    new = NumpyBackend()
-    new._set_kernels("numba")
+    tree = NumpyBackend()
+    tree._set_kernels("numba")
     if args.serial:
-        new._kernel = lambda pair, size, *arrays: pair[1]
+        tree._kernel = lambda pair, size, *arrays: pair[1]
         for name in base.__all__:
             pair = getattr(base, name)
             setattr(base, name, (pair[1], pair[1]))
     ref = Backend()
-    cases = _cases(base, ref, new, args.min_channels, np.random.default_rng(0))
+    cases = _cases(base, ref, tree, args.min_channels, np.random.default_rng(0))
     times = {name: ([], []) for name, _, _ in cases}
     for _ in range(2):  # compile and warm
-        for _, old, fresh in cases:
-            old(), fresh()
+        for _, base_fn, fresh in cases:
+            base_fn(), fresh()
     for _ in range(args.rounds):
-        for name, old, fresh in cases:
-            for slot, fn in enumerate((old, fresh)):
+        for name, base_fn, fresh in cases:
+            for slot, fn in enumerate((base_fn, fresh)):
                 start = time.perf_counter()
                 fn()
                 times[name][slot].append(time.perf_counter() - start)
     print(f"# median ms over {args.rounds} rounds, load {os.getloadavg()}")
     print(f"{'op':32s} {args.baseline:>8s} {'tree':>8s} {'ratio':>6s}   (min: {args.baseline}, tree)")
-    for name, (old, fresh) in times.items():
-        a, b = statistics.median(old) * 1e3, statistics.median(fresh) * 1e3
-        print(f"{name:32s} {a:8.2f} {b:8.2f} {b / a:6.2f}   {min(old) * 1e3:8.2f} {min(fresh) * 1e3:8.2f}")
-    new.finish()
+    for name, (base_fn, fresh) in times.items():
+        a, b = statistics.median(base_fn) * 1e3, statistics.median(fresh) * 1e3
+        print(f"{name:32s} {a:8.2f} {b:8.2f} {b / a:6.2f}   {min(base_fn) * 1e3:8.2f} {min(fresh) * 1e3:8.2f}")
+    tree.finish()
     return 0
 
 
