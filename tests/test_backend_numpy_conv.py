@@ -1,7 +1,7 @@
-"""NumpyBackend's convolution and pooling (:mod:`tensornet.backend.numpy_conv`: Numba's im2col,
-col2im, max and average pooling, and the conv bias gradient) against Backend's reference, on
-random, never zero inputs of awkward sizes, both twins of each kernel (parallel and serial), float32 and float64; and a whole
-convolutional training run through both backends."""
+"""NumpyBackend's convolution and pooling (:mod:`tensornet.backend.numpy_conv`: Numba's im2col, col2im,
+max and average pooling, and the conv bias gradient) against Backend's reference, on random, never
+zero inputs of awkward sizes, both twins of each kernel (parallel and serial), float32 and float64;
+and a whole convolutional training run through both backends."""
 import inspect
 
 import numpy as np
