@@ -209,7 +209,7 @@ def _max_pool2d(x, y, argmax, kh, sh, top, oh, kw, sw, left, ow):
             for u in range(kh):
                 src_i = _source(i, u, sh, 1, top, h)
                 for v in range(kw):
-                    k = u * kw + v
+                    k = np.int32(u * kw + v)  # argmax's own type: the select vectorises
                     src_j = _source(j, v, sw, 1, left, w)
                     if src_i < 0 or src_j < 0:
                         if k == 0:
