@@ -1,7 +1,7 @@
-"""NumpyBackend's convolution and pooling (:mod:`tensornet.backend.numpy_conv`: Numba's im2col,
-col2im and max pooling) against Backend's reference, on random, never zero inputs of awkward
-sizes, both twins of each kernel (parallel and serial), float32 and float64; and a whole
-convolutional training run through both backends."""
+"""NumpyBackend's convolution and pooling (:mod:`tensornet.backend.numpy_conv`: Numba's im2col, col2im,
+max and average pooling, and the conv bias gradient) against Backend's reference, on random, never
+zero inputs of awkward sizes, both twins of each kernel (parallel and serial), float32 and float64;
+and a whole convolutional training run through both backends."""
 import inspect
 
 import numpy as np
@@ -22,12 +22,24 @@ GEOMETRIES = [
     ((1, 11, 10, 4), (3, 3), (1, 1), (2, 3), "valid"),
     ((5, 6, 7, 7), (4, 3), (3, 2), (1, 1), "valid"),
     ((2, 5, 5, 9), (5, 5), (1, 1), (1, 1), "same"),
+    ((3, 9, 7, 1), (3, 3), (1, 1), (1, 1), "same"),
+    ((2, 8, 9, 1), (2, 2), (2, 2), (1, 1), "same"),
+    ((3, 10, 9, 1), (3, 2), (1, 2), (2, 1), "valid"),
+    ((2, 11, 9, 3), (3, 3), (2, 2), (2, 2), "same"),
+    ((2, 7, 8, 5), (4, 4), (1, 1), (1, 1), "same"),
+    ((2, 9, 11, 3), (2, 3), (2, 1), (1, 2), "same"),
 ]
 POOLS = [
     ((3, 7, 6, 5), (2, 2), (2, 2), "valid"),
     ((2, 7, 9, 3), (2, 2), (2, 2), "same"),
     ((2, 8, 7, 4), (3, 3), (2, 1), "same"),
     ((1, 5, 6, 2), (3, 2), (1, 1), "valid"),
+    ((3, 9, 7, 1), (3, 3), (1, 1), "same"),
+    ((2, 11, 9, 3), (2, 2), (2, 2), "same"),
+    ((2, 9, 8, 5), (4, 3), (2, 3), "same"),
+    ((2, 7, 7, 1), (3, 3), (2, 2), "valid"),
+    ((2, 10, 11, 3), (2, 2), (3, 3), "valid"),
+    ((2, 10, 11, 6), (2, 1), (3, 2), "same"),
 ]
 DTYPES = [np.float32, np.float64]
 
@@ -80,12 +92,63 @@ def test_max_pooling_matches_the_reference(twin, dtype, shape, pool, strides, pa
     expected_dx = Backend().max_pool2d_backward(dy, index, shape, rows, cols)
     dx = np.full(shape, np.nan, dtype=dtype)
     _numba_conv.max_pool2d_backward[twin](dy, index, dx, *_axes(rows, cols, dilated=False))
-    tol = dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-14)
-    np.testing.assert_allclose(dx, expected_dx, **tol)  # overlapping windows: summation order
+    np.testing.assert_array_equal(dx, expected_dx)  # the reference's (u, v) order: bit for bit
+
+
+@pytest.mark.parametrize("twin", [0, 1], ids=["parallel", "serial"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,strides,padding", POOLS)
+def test_max_pooling_with_many_ties_matches_the_reference(twin, dtype, shape, pool, strides, padding):
+    rng = np.random.default_rng(sum(shape) + 2)
+    x = rng.choice(np.array([-1.5, -0.5, 0.5, 1.5], dtype=dtype), size=shape)  # ties in most windows
+    rows, cols = conv_geometry(shape[1:], pool, strides, (1, 1), padding)
+    expected, expected_index = Backend().max_pool2d(x, rows, cols)
+    y, index = np.full_like(expected, np.nan), np.full(expected.shape, -1, dtype=expected_index.dtype)
+    _numba_conv.max_pool2d[twin](x, y, index, *_axes(rows, cols, dilated=False))
+    np.testing.assert_array_equal(index, expected_index)
+    dy = nonzero(rng, y.shape, dtype)
+    dx = np.full(shape, np.nan, dtype=dtype)
+    _numba_conv.max_pool2d_backward[twin](dy, index, dx, *_axes(rows, cols, dilated=False))
+    np.testing.assert_array_equal(dx, Backend().max_pool2d_backward(dy, index, shape, rows, cols))
+
+
+@pytest.mark.parametrize("twin", [0, 1], ids=["parallel", "serial"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,strides,padding", POOLS)
+def test_average_pooling_matches_the_reference(twin, dtype, shape, pool, strides, padding):
+    rng = np.random.default_rng(sum(shape) + 3)
+    x = nonzero(rng, shape, dtype)
+    rows, cols = conv_geometry(shape[1:], pool, strides, (1, 1), padding)
+    expected = Backend().avg_pool2d(x, rows, cols)
+    y = np.full_like(expected, np.nan)
+    _numba_conv.avg_pool2d[twin](x, y, *_axes(rows, cols, dilated=False))
+    np.testing.assert_array_equal(y, expected)
+    dy = nonzero(rng, y.shape, dtype)
+    dx = np.full(shape, np.nan, dtype=dtype)
+    _numba_conv.avg_pool2d_backward[twin](dy, dx, *_axes(rows, cols, dilated=False))
+    np.testing.assert_array_equal(dx, Backend().avg_pool2d_backward(dy, shape, rows, cols))
+
+
+@pytest.mark.parametrize("twin", [0, 1], ids=["parallel", "serial"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,parts", [((1, 3), 1), ((7, 5), 3), ((301, 8), 2), ((1000, 17), 1), ((5, 4), 9)])
+def test_conv_bias_gradient_matches_the_reference(twin, dtype, shape, parts):
+    from tensornet.backend import _numba_conv_bias
+
+    rng = np.random.default_rng(shape[0])
+    dz = nonzero(rng, shape, dtype)
+    out = np.full(shape[1], np.nan, dtype=dtype)
+    _numba_conv_bias.sum_rows[twin](dz, out, min(parts, shape[0]))
+    expected = Backend().sum_rows(dz)
+    if parts == 1:
+        np.testing.assert_array_equal(out, expected)  # every row in order, as the reference
+    tol = dict(rtol=2e-6, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(out, expected, **tol)
+    assert out.dtype == dtype
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,window,strides,dilation,padding", GEOMETRIES[:3])
+@pytest.mark.parametrize("shape,window,strides,dilation,padding", GEOMETRIES[:3] + GEOMETRIES[6:7] + GEOMETRIES[9:10])
 def test_backend_conv2d_and_backward_match_the_reference(fast, dtype, shape, window, strides, dilation, padding):
     rng = np.random.default_rng(7)
     x = nonzero(rng, shape, dtype)
@@ -102,6 +165,21 @@ def test_backend_conv2d_and_backward_match_the_reference(fast, dtype, shape, win
     for ours, theirs in zip(got, want):
         assert ours.dtype == dtype
         np.testing.assert_allclose(ours, theirs, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pool,strides,padding", POOLS[1:3] + POOLS[4:5])
+def test_backend_pooling_matches_the_reference(fast, dtype, shape, pool, strides, padding):
+    rng = np.random.default_rng(11)
+    x = nonzero(rng, shape, dtype)
+    rows, cols = conv_geometry(shape[1:], pool, strides, (1, 1), padding)
+    y, index = fast.max_pool2d(x, rows, cols)
+    dy = nonzero(rng, y.shape, dtype)
+    np.testing.assert_array_equal(fast.max_pool2d_backward(dy, index, shape, rows, cols),
+                                  Backend().max_pool2d_backward(dy, index, shape, rows, cols))
+    np.testing.assert_array_equal(fast.avg_pool2d(x, rows, cols), Backend().avg_pool2d(x, rows, cols))
+    np.testing.assert_array_equal(fast.avg_pool2d_backward(dy, shape, rows, cols),
+                                  Backend().avg_pool2d_backward(dy, shape, rows, cols))
 
 
 def test_unsuitable_arrays_fall_back_to_the_reference(fast):
