@@ -28,6 +28,11 @@ SMALL_PRODUCT_MACS = 4_000_000
 #: ``SMALL_PRODUCT_MACS``.
 MKL_SIDE_BY_SIDE_MACS = 1 << 29
 
+#: With MKL, one product of at least this many multiply-adds runs as two halves of its output
+#: side by side, one thread each (:func:`.cblas_params.halves_params`): on two cores MKL's
+#: two-thread split of such a product is slower than two one-thread halves (bench/README.md).
+MKL_HALVES_MACS = 1 << 28
+
 
 class BlasThreads:
     """Sets the BLAS thread count per product size and, for the length of a loop, runs BLAS on
