@@ -11,8 +11,9 @@ base's reference (``super()``), which itself works through ``out=`` and scratch 
 step allocates no large array either way. What is overridden:
 
 - ``matmul`` / ``matmuls``: the BLAS thread count per product (:mod:`.blas_threads`), MKL's
-  GEMM on the arrays in place (:mod:`.cblas_params`), and a layer's two backward products side
-  by side, one pool thread each (with MKL only large ones);
+  GEMM on the arrays in place (:mod:`.cblas_params`), a layer's two backward products side
+  by side, one pool thread each (with MKL only large ones), and with MKL one large product as
+  two halves of its output side by side (``MKL_HALVES_MACS``);
 - ``bias_activation`` (relu, softmax), ``backprop_relu``, ``softmax_cross_entropy``,
   ``count_correct`` (categorical) and ``dropout_mask``: one Numba pass each;
 - every ``<rule>_update``: one Numba pass over the flat buffers (:mod:`.numpy_optimizers`);
