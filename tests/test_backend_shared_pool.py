@@ -252,6 +252,35 @@ def test_mkl_runs_a_pair_below_its_threshold_one_after_the_other(shareable, monk
         np.testing.assert_allclose(out, a.T @ b if ta else a @ b.T, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mkl_halves_of_one_product_equal_the_whole_product(shareable, dtype, monkeypatch):
+    rng = np.random.default_rng(8)
+    ops = NumpyBackend()
+    ops.start()
+    try:
+        ops.matmul(*_products(rng, dtype)[0][:2], trans_a=True)  # the loop's first threaded product
+        if ops._blas_threads.mkl is None:
+            pytest.skip("products do not go to MKL here")
+        halves = []
+        two_products = ops._blas_threads.two_products
+        monkeypatch.setattr(ops._blas_threads, "two_products", lambda p, d: halves.append(p) or two_products(p, d))
+        monkeypatch.setattr(numpy_backend, "MKL_HALVES_MACS", 0)
+        for m, n, k in ((37, 23, 19), (9, 41, 13), (64, 64, 7)):
+            for ta in (False, True):
+                for tb in (False, True):
+                    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                    b = rng.standard_normal((n, k + 3) if tb else (k, n + 3)).astype(dtype)[:, :k if tb else n]
+                    out = np.full((m, n + 2), 7, dtype)[:, :n]  # a strided output, whose padding stays
+                    want = (a.T if ta else a) @ (b.T if tb else b)
+                    assert ops.matmul(a, b, out=out, trans_a=ta, trans_b=tb) is out
+                    np.testing.assert_allclose(out, want, **({"rtol": 1e-5, "atol": 1e-5} if dtype == np.float32
+                                                             else {"rtol": 1e-12, "atol": 1e-12}))
+                    assert (out.base[:, n:] == 7).all()
+        assert len(halves) == 12
+    finally:
+        ops.finish()
+
+
 def test_products_that_do_not_suit_run_one_after_the_other(shareable):
     ops = NumpyBackend()
     rng = np.random.default_rng(6)

@@ -220,3 +220,26 @@ def test_prepare_inputs_converts_lists_and_dtype():
     out = prepare_inputs(ops, [[1, 2], [3, 4]], (2,), "float32")
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, [[1, 2], [3, 4]])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_check_finite_takes_large_finite_values_and_finds_every_bad_one(dtype):
+    from tensornet.backend import get_backend
+    from tensornet.training.inputs import check_finite
+
+    ops = get_backend("numpy")
+    big = np.full((37, 5), np.finfo(dtype).max, dtype)  # finite, but its sum is not
+    check_finite(ops, big, "x")
+    check_finite(ops, np.zeros((0, 3), dtype), "x")
+    rng = np.random.default_rng(1)
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in ((0, 0), (36, 4), (17, 2)):
+            for base in (big, rng.standard_normal((37, 5)).astype(dtype)):
+                x = base.copy()
+                x[where] = bad
+                with pytest.raises(ValueError, match="x contains NaN or infinite values"):
+                    check_finite(ops, x, "x")
+    mixed = rng.standard_normal((37, 5)).astype(dtype)
+    mixed[3, 1], mixed[4, 1] = np.inf, -np.inf  # their sum is NaN: still caught
+    with pytest.raises(ValueError):
+        check_finite(ops, mixed, "x")

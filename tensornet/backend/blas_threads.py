@@ -28,6 +28,14 @@ SMALL_PRODUCT_MACS = 4_000_000
 #: ``SMALL_PRODUCT_MACS``.
 MKL_SIDE_BY_SIDE_MACS = 1 << 29
 
+#: With MKL, one product of at least this many multiply-adds runs as two halves of its output
+#: side by side, one thread each (:func:`.cblas_params.halves_params`), as the large pairs do:
+#: the two one-thread halves, each over its own half of the output, meet once at the end.
+#: It serves 784-2048-2048-10 at batch 256, whose
+#: forward products and first-layer weight gradient are 411M-1.07G multiply-adds (measured with
+#: ``python bench/compare.py --cases mlp-2048``).
+MKL_HALVES_MACS = 1 << 28
+
 
 class BlasThreads:
     """Sets the BLAS thread count per product size and, for the length of a loop, runs BLAS on

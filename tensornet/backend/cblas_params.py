@@ -67,3 +67,30 @@ def side_by_side_params(products, min_macs=SMALL_PRODUCT_MACS):
         if any(numpy.may_share_memory(out, other) for other in others):
             return None
     return numpy.array(rows, dtype=numpy.int64)
+
+
+def halves_params(params):
+    """The int64 rows :meth:`.shared_pool.SharedBlasPool.two_products` takes for ``out = op(a)
+    op(b)`` (a :func:`blas_params` tuple) cut into two halves of ``out``: rows ``[0, h)`` and
+    ``[h, m)`` with ``h = ceil(m / 2)`` when ``m >= n``, else columns ``[0, h)`` and ``[h, n)``
+    with ``h = ceil(n / 2)``; each half is ``out[rows] = op(a)[rows] op(b)`` (or ``out[:, cols] =
+    op(a) op(b)[:, cols]``), so the two together are the whole product. None when the cut side
+    is 1."""
+    trans_a, trans_b, m, n, k, a, lda, b, ldb, out, ldc = params
+    item = out.itemsize
+    pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
+    if m >= n:
+        if m < 2:
+            return None
+        h = (m + 1) // 2
+        step_a = h * (lda if trans_a == NO_TRANS else 1) * item  # row h of op(a)
+        first = [trans_a, trans_b, h, n, k, pa, lda, pb, ldb, pc, ldc]
+        second = [trans_a, trans_b, m - h, n, k, pa + step_a, lda, pb, ldb, pc + h * ldc * item, ldc]
+    else:
+        if n < 2:
+            return None
+        h = (n + 1) // 2
+        step_b = h * (1 if trans_b == NO_TRANS else ldb) * item  # column h of op(b)
+        first = [trans_a, trans_b, m, h, k, pa, lda, pb, ldb, pc, ldc]
+        second = [trans_a, trans_b, m, n - h, k, pa, lda, pb + step_b, ldb, pc + h * item, ldc]
+    return numpy.array([first, second], dtype=numpy.int64)

@@ -11,8 +11,9 @@ base's reference (``super()``), which itself works through ``out=`` and scratch 
 step allocates no large array either way. What is overridden:
 
 - ``matmul`` / ``matmuls``: the BLAS thread count per product (:mod:`.blas_threads`), MKL's
-  GEMM on the arrays in place (:mod:`.cblas_params`), and a layer's two backward products side
-  by side, one pool thread each (with MKL only large ones);
+  GEMM on the arrays in place (:mod:`.cblas_params`), a layer's two backward products side
+  by side, one pool thread each (with MKL only large ones), and with MKL one large product as
+  two halves of its output side by side (``MKL_HALVES_MACS``);
 - ``bias_activation`` (relu, softmax), ``backprop_relu``, ``softmax_cross_entropy``,
   ``count_correct`` (categorical) and ``dropout_mask``: one Numba pass each;
 - every ``<rule>_update``: one Numba pass over the flat buffers (:mod:`.numpy_optimizers`);
@@ -31,8 +32,8 @@ import numpy
 from . import fast_path, mkl_blas, numpy_whole_step, shared_pool
 from .base import Backend
 from .blas_library import numpy_blas_controller
-from .blas_threads import MKL_SIDE_BY_SIDE_MACS, SMALL_PRODUCT_MACS, BlasThreads
-from .cblas_params import blas_params, side_by_side_params
+from .blas_threads import MKL_HALVES_MACS, MKL_SIDE_BY_SIDE_MACS, SMALL_PRODUCT_MACS, BlasThreads
+from .cblas_params import blas_params, halves_params, side_by_side_params
 from .numpy_conv import NumpyConvOps
 from .numpy_optimizers import NumpyOptimizerOps
 
@@ -158,11 +159,16 @@ class NumpyBackend(NumpyOptimizerOps, NumpyConvOps, Backend):
         if a.ndim == 2 and b.ndim == 2:
             a_op, b_op = (a.T if trans_a else a), (b.T if trans_b else b)
             if a_op.shape[1] == b_op.shape[0]:
-                self._blas_threads.for_product(a_op.shape[0] * a_op.shape[1] * b_op.shape[1])
+                macs = a_op.shape[0] * a_op.shape[1] * b_op.shape[1]
+                self._blas_threads.for_product(macs)
                 if self._blas_threads.mkl is not None:
                     params = blas_params(a_op, b_op, out)
                     if params is not None:
-                        self._blas_threads.mkl_product(*params)
+                        halves = halves_params(params) if macs >= MKL_HALVES_MACS else None
+                        if halves is not None and self._blas_threads.can_run_two(a.dtype):
+                            self._blas_threads.two_products(halves, a.dtype)
+                        else:
+                            self._blas_threads.mkl_product(*params)
                         return params[9]
         return super().matmul(a, b, out=out, trans_a=trans_a, trans_b=trans_b)
 

@@ -34,14 +34,24 @@ class BatchGathering:
         n = x.shape[0]
         begin = first_batch * batch_size
         if not self._streamed:
+            if order is None:
+                for start in range(begin, n, batch_size):
+                    yield x[start:start + batch_size], y[start:start + batch_size]
+                return
+            buffers = None  # the full batches' two buffers, looked up once an epoch
             for start in range(begin, n, batch_size):
                 stop = min(start + batch_size, n)
-                if order is None:
-                    yield x[start:stop], y[start:stop]
+                rows = stop - start
+                if rows == batch_size:
+                    if buffers is None:
+                        buffers = self._buffer("x", (rows,) + x.shape[1:], x.dtype), \
+                            self._buffer("y", (rows,) + y.shape[1:], y.dtype)
+                    bx, by = buffers
                 else:
-                    index = order[start:stop]
-                    yield (ops.take_rows(x, index, out=self._buffer("x", (stop - start,) + x.shape[1:], x.dtype)),
-                           ops.take_rows(y, index, out=self._buffer("y", (stop - start,) + y.shape[1:], y.dtype)))
+                    bx = self._buffer("x", (rows,) + x.shape[1:], x.dtype)
+                    by = self._buffer("y", (rows,) + y.shape[1:], y.dtype)
+                index = order[start:stop]
+                yield ops.take_rows(x, index, out=bx), ops.take_rows(y, index, out=by)
             return
         source = get_backend("numpy")
         chunk_rows = self._chunk_rows(x, y, batch_size)
