@@ -116,6 +116,20 @@ def test_count_correct(fast, ref, shape):
     assert int(fast.count_correct(pred, labels, "sparse")) == int(ref.count_correct(pred, labels, "sparse"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape", [(1, 1), (37, 13), (300, 5, 3)])
+def test_take_rows_gathers_the_reference_rows(fast, ref, dtype, shape):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 100).astype(dtype) + 1
+    index = rng.permutation(shape[0])[: max(1, shape[0] // 3 + 1)]
+    expected = ref.take_rows(x, index)
+    np.testing.assert_array_equal(fast.take_rows(x, index), expected)
+    out = np.full((len(index),) + shape[1:], 7, dtype=dtype)
+    assert fast.take_rows(x, index, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    assert expected.dtype == dtype
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", [0, 1, 1001, BIG])
 @pytest.mark.parametrize("momentum, nesterov, weight_decay", [

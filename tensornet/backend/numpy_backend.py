@@ -139,6 +139,16 @@ class NumpyBackend(NumpyOptimizerOps, NumpyConvOps, Backend):
                 return None
         return self._kernel(pair, w.size, w, *arrays)
 
+    # ------------------------------------------------------------------ gathers
+    def take_rows(self, x, index, out=None):
+        """``out = x[index]`` along the first axis, every entry of ``index`` a row of ``x`` (the
+        batches' callers pass slices of a permutation). Into ``out``, NumPy's ``take`` writes in
+        place under ``mode="clip"`` (under its default ``"raise"`` it fills a temporary first);
+        the rows it gathers are the same. Without ``out``, the reference."""
+        if out is None:
+            return super().take_rows(x, index)
+        return numpy.take(x, index, axis=0, out=out, mode="clip")
+
     # ------------------------------------------------------------------ random
     def dropout_mask(self, rng, shape, rate, dtype="float32", out=None):
         dtype = numpy.dtype(dtype)
