@@ -33,7 +33,10 @@ def _batch_norm_forward(x, gamma, beta, epsilon, y, x_hat, inv_std, mean, var):
     mean, var (F,):
 
     mean = sum_i x_i / N;  var = sum_i (x_i - mean)^2 / N;  inv_std = 1 / sqrt(var + epsilon);
-    x_hat = (x - mean) inv_std;  y = gamma x_hat + beta."""
+    x_hat = (x - mean) inv_std;  y = gamma x_hat + beta.
+
+    A block's sums live in its own small arrays (which alias nothing, so the row loops vectorize)
+    and are copied out at the end."""
     n, features = x.shape
     one = x.dtype.type(1)
     inv_n = one / x.dtype.type(n)
@@ -41,27 +44,35 @@ def _batch_norm_forward(x, gamma, beta, epsilon, y, x_hat, inv_std, mean, var):
     for block in prange(blocks):
         start = block * COLUMN_BLOCK
         stop = min(start + COLUMN_BLOCK, features)
-        for j in range(start, stop):
-            mean[j] = x[0, j]
-        for i in range(1, n):
-            for j in range(start, stop):
-                mean[j] += x[i, j]
-        for j in range(start, stop):
-            mean[j] *= inv_n
-            var[j] = 0
+        width = stop - start
+        m = np.zeros(width, x.dtype)
+        q = np.zeros(width, x.dtype)
+        r = np.empty(width, x.dtype)
         for i in range(n):
-            for j in range(start, stop):
-                d = x[i, j] - mean[j]
-                x_hat[i, j] = d
-                var[j] += d * d
-        for j in range(start, stop):
-            var[j] *= inv_n
-            inv_std[j] = one / np.sqrt(var[j] + epsilon)
+            row = x[i, start:stop]
+            for j in range(width):
+                m[j] += row[j]
+        for j in range(width):
+            m[j] *= inv_n
         for i in range(n):
-            for j in range(start, stop):
-                h = x_hat[i, j] * inv_std[j]
-                x_hat[i, j] = h
-                y[i, j] = h * gamma[j] + beta[j]
+            row, h = x[i, start:stop], x_hat[i, start:stop]
+            for j in range(width):
+                d = row[j] - m[j]
+                h[j] = d
+                q[j] += d * d
+        for j in range(width):
+            q[j] *= inv_n
+            r[j] = one / np.sqrt(q[j] + epsilon)
+        g, b = gamma[start:stop], beta[start:stop]
+        for i in range(n):
+            h, out = x_hat[i, start:stop], y[i, start:stop]
+            for j in range(width):
+                t = h[j] * r[j]
+                h[j] = t
+                out[j] = t * g[j] + b[j]
+        mean[start:stop] = m
+        var[start:stop] = q
+        inv_std[start:stop] = r
 
 
 def _batch_norm_backward(dy, x_hat, inv_std, gamma, dx, dgamma, dbeta):
@@ -69,25 +80,32 @@ def _batch_norm_backward(dy, x_hat, inv_std, gamma, dx, dgamma, dbeta):
     dgamma, dbeta (F,):
 
     dbeta = sum_i dy_i;  dgamma = sum_i dy_i x_hat_i;
-    dx = (dy - (x_hat dgamma / N + dbeta / N)) gamma inv_std."""
+    dx = (dy - (x_hat dgamma / N + dbeta / N)) gamma inv_std  (block-local sums, as the forward)."""
     n, features = dy.shape
     inv_n = dy.dtype.type(1) / dy.dtype.type(n)
     blocks = (features + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for block in prange(blocks):
         start = block * COLUMN_BLOCK
         stop = min(start + COLUMN_BLOCK, features)
-        for j in range(start, stop):
-            dbeta[j] = 0
-            dgamma[j] = 0
+        width = stop - start
+        sb = np.zeros(width, dy.dtype)
+        sg = np.zeros(width, dy.dtype)
         for i in range(n):
-            for j in range(start, stop):
-                g = dy[i, j]
-                dbeta[j] += g
-                dgamma[j] += g * x_hat[i, j]
+            d, h = dy[i, start:stop], x_hat[i, start:stop]
+            for j in range(width):
+                sb[j] += d[j]
+                sg[j] += d[j] * h[j]
+        cb, cg, scale = np.empty(width, dy.dtype), np.empty(width, dy.dtype), np.empty(width, dy.dtype)
+        for j in range(width):
+            cb[j] = sb[j] * inv_n
+            cg[j] = sg[j] * inv_n
+            scale[j] = gamma[start + j] * inv_std[start + j]
         for i in range(n):
-            for j in range(start, stop):
-                dx[i, j] = (dy[i, j] - (x_hat[i, j] * (dgamma[j] * inv_n) + dbeta[j] * inv_n)) \
-                    * (gamma[j] * inv_std[j])
+            d, h, out = dy[i, start:stop], x_hat[i, start:stop], dx[i, start:stop]
+            for j in range(width):
+                out[j] = (d[j] - (h[j] * cg[j] + cb[j])) * scale[j]
+        dbeta[start:stop] = sb
+        dgamma[start:stop] = sg
 
 
 def _dropout_forward(x, u, rate, scale, zero, y):
