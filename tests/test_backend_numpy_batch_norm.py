@@ -114,8 +114,35 @@ def test_dropout_forward_matches_reference_with_the_same_draws(fast, ref, shape,
     np.testing.assert_array_equal(mask, mask_ref)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(mask, ref.dropout_mask(np.random.default_rng(21), shape, rate, dtype))
-    assert rng.random() == ref_rng.random()  # the generator advanced as the reference's draw does
+    assert rng.bit_generator.state == ref_rng.bit_generator.state  # advanced as the reference's draw
     y, mask = fast.dropout_forward(x, np.random.default_rng(21), rate)  # its own buffers
+    np.testing.assert_array_equal(mask, mask_ref)
+    np.testing.assert_array_equal(y, y_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 64, 65, 1000])
+@pytest.mark.parametrize("held", [0, 1, 2])
+def test_dropout_forward_draws_as_the_generator_after_any_history(fast, ref, dtype, size, held):
+    """``held`` float32 draws first (an odd count leaves PCG64 holding half a word), then two
+    dropout calls: the same masks as the reference and, after them, the same generator state."""
+    x = _rand(np.random.default_rng(9), (size,), dtype)
+    rng, ref_rng = np.random.default_rng(13), np.random.default_rng(13)
+    for generator in (rng, ref_rng):
+        generator.random(held, dtype=np.float32)
+    for _ in range(2):
+        y, mask = fast.dropout_forward(x, rng, 0.25)
+        y_ref, mask_ref = ref.dropout_forward(x, ref_rng, 0.25)
+        np.testing.assert_array_equal(mask, mask_ref)
+        np.testing.assert_array_equal(y, y_ref)
+        assert rng.bit_generator.state == ref_rng.bit_generator.state
+    assert rng.random(3, dtype=np.float32).tolist() == ref_rng.random(3, dtype=np.float32).tolist()
+
+
+def test_dropout_forward_with_another_bit_generator_takes_the_reference(fast, ref):
+    x = _rand(np.random.default_rng(4), (9, 13), np.float32)
+    y, mask = fast.dropout_forward(x, np.random.Generator(np.random.MT19937(5)), 0.4)
+    y_ref, mask_ref = ref.dropout_forward(x, np.random.Generator(np.random.MT19937(5)), 0.4)
     np.testing.assert_array_equal(mask, mask_ref)
     np.testing.assert_array_equal(y, y_ref)
 

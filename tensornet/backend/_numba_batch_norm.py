@@ -108,13 +108,37 @@ def _batch_norm_backward(dy, x_hat, inv_std, gamma, dx, dgamma, dbeta):
         dgamma[start:stop] = sg
 
 
-def _dropout_forward(x, u, rate, scale, zero, y):
-    """:meth:`Backend.dropout_forward` on flat x and the uniform draws u (same size), in place
-    over u: mask = scale where u >= rate, else 0 (written to u);  y = x mask."""
-    for i in prange(x.shape[0]):
-        m = scale if u[i] >= rate else zero
-        u[i] = m
-        y[i] = x[i] * m
+def _dropout_forward(x, words, single, first, skip, rate, scale, zero, y, mask):
+    """:meth:`Backend.dropout_forward` on flat x from PCG64's raw outputs, that is the reference's
+    uniform draws u without NumPy's per-value calls:
+
+    float64: ``words`` the raw 64-bit outputs, u_i = (words_i >> 11) 2^-53 (NumPy's ``next_double``);
+    float32 (``single``): ``words`` the same outputs as 32-bit halves, low half first (NumPy's
+    ``next_uint32`` order), after ``skip`` (0 or 1) copies of ``first``, the half the generator
+    held back from its previous draw: u_i = (word_i >> 8) 2^-24 (``next_float``);
+    mask_i = scale where u_i >= rate, else 0;  y_i = x_i mask_i.
+
+    The shifted words fit in int32 (float32) or int64 (float64), the conversions that vectorize."""
+    n = x.shape[0]
+    if skip and n:
+        m = scale if x.dtype.type(np.int64(first >> np.uint64(8))) * x.dtype.type(1.0 / 16777216.0) >= rate \
+            else zero
+        mask[0] = m
+        y[0] = x[0] * m
+    start = skip if n else 0
+    xs, ys, ms = x[start:], y[start:], mask[start:]
+    if single:
+        unit = x.dtype.type(1.0 / 16777216.0)
+        for i in prange(xs.shape[0]):
+            m = scale if x.dtype.type(np.int32(words[i] >> np.uint32(8))) * unit >= rate else zero
+            ms[i] = m
+            ys[i] = xs[i] * m
+    else:
+        unit = x.dtype.type(1.0 / 9007199254740992.0)
+        for i in prange(xs.shape[0]):
+            m = scale if x.dtype.type(np.int64(words[i] >> np.uint64(11))) * unit >= rate else zero
+            ms[i] = m
+            ys[i] = xs[i] * m
 
 
 batch_norm_forward = _twin(_batch_norm_forward, error_model="numpy")

@@ -76,15 +76,40 @@ class NumpyBatchNormOps:
         return dx, dgamma, dbeta
 
     def dropout_forward(self, x, rng, rate, mask_out=None, out=None):
-        usable = (self._kernels() is not None and isinstance(x, numpy.ndarray) and x.dtype in _FLOATS
-                  and x.flags.c_contiguous and (mask_out is None or _rows(mask_out, x.shape, x.dtype))
+        """With a PCG64 generator the reference's draws come as the generator's raw 64-bit
+        outputs (``random_raw``, one call; the 32-bit half PCG64 holds back between float32
+        draws read from and written to its state), turned into mask and product in one Numba
+        pass (:func:`._numba_batch_norm._dropout_forward`): the same values, the generator left
+        in the same state."""
+        bit_generator = getattr(rng, "bit_generator", None)
+        usable = (self._kernels() is not None and type(bit_generator) is numpy.random.PCG64
+                  and isinstance(x, numpy.ndarray) and x.dtype in _FLOATS and x.flags.c_contiguous
+                  and (mask_out is None or _rows(mask_out, x.shape, x.dtype))
                   and (out is None or _rows(out, x.shape, x.dtype)))
         if not usable:
             return super().dropout_forward(x, rng, rate, mask_out=mask_out, out=out)
         bn = _kernels_module()
         y = numpy.empty_like(x) if out is None else out
-        mask = self._uniform_draws(rng, x.shape, x.dtype, mask_out)  # the reference's draws, into mask_out
-        kernel = self._kernel(bn.dropout_forward, x.size, x, mask, y)
+        mask = numpy.empty_like(x) if mask_out is None else mask_out
+        size, first, skip = x.size, numpy.uint64(0), 0
+        if x.dtype == numpy.float64:
+            raw = bit_generator.random_raw(size)
+        elif size:
+            state = bit_generator.state
+            skip = state["has_uint32"]
+            first = numpy.uint64(state["uinteger"])
+            count = size - skip  # 32-bit words still to draw
+            raw = bit_generator.random_raw((count + 1) // 2)
+            state = bit_generator.state  # as next_uint32 leaves it: the last word's high half, held when odd
+            state["has_uint32"] = count % 2
+            if count:
+                state["uinteger"] = int(raw[-1] >> numpy.uint64(32))
+            bit_generator.state = state
+        else:
+            raw = numpy.empty(0, numpy.uint64)
+        kernel = self._kernel(bn.dropout_forward, size, x, y, mask)
         t = x.dtype.type
-        kernel(x.reshape(-1), mask.reshape(-1), t(rate), t(1.0 / (1.0 - rate)), t(0), y.reshape(-1))
+        words = raw if x.dtype == numpy.float64 else raw.view(numpy.uint32)
+        kernel(x.reshape(-1), words, x.dtype == numpy.float32, first, skip, t(rate), t(1.0 / (1.0 - rate)), t(0),
+               y.reshape(-1), mask.reshape(-1))
         return y, mask
