@@ -10,9 +10,10 @@ the columns are cut into blocks of :data:`COLUMN_BLOCK`, each block handled by o
 along a row's contiguous columns (so it vectorizes).
 
 Each kernel exists twice (``<name>[0]`` parallel, ``<name>[1]`` serial), as in
-:mod:`._numba_kernels`, both cached on disk. Sums accumulate in the array's dtype, row after
-row, as NumPy's reduction over axis 0 does; the results agree with the reference to float
-rounding, not bit for bit.
+:mod:`._numba_kernels`, both cached on disk. They follow the reference's order of operations in
+the array's dtype (sums row after row, as NumPy's reduction over axis 0; mean = sum / N; no
+fused multiply-adds), so they match it bit for bit (``tests/test_backend_numpy_batch_norm.py``
+checks it), and a saved model resumes to the same weights on either path.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _batch_norm_forward(x, gamma, beta, epsilon, y, x_hat, inv_std, mean, var):
     and are copied out at the end."""
     n, features = x.shape
     one = x.dtype.type(1)
-    inv_n = one / x.dtype.type(n)
+    count = x.dtype.type(n)
     blocks = (features + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for block in prange(blocks):
         start = block * COLUMN_BLOCK
@@ -53,7 +54,7 @@ def _batch_norm_forward(x, gamma, beta, epsilon, y, x_hat, inv_std, mean, var):
             for j in range(width):
                 m[j] += row[j]
         for j in range(width):
-            m[j] *= inv_n
+            m[j] = m[j] / count
         for i in range(n):
             row, h = x[i, start:stop], x_hat[i, start:stop]
             for j in range(width):
@@ -61,7 +62,7 @@ def _batch_norm_forward(x, gamma, beta, epsilon, y, x_hat, inv_std, mean, var):
                 h[j] = d
                 q[j] += d * d
         for j in range(width):
-            q[j] *= inv_n
+            q[j] = q[j] / count
             r[j] = one / np.sqrt(q[j] + epsilon)
         g, b = gamma[start:stop], beta[start:stop]
         for i in range(n):
@@ -82,7 +83,7 @@ def _batch_norm_backward(dy, x_hat, inv_std, gamma, dx, dgamma, dbeta):
     dbeta = sum_i dy_i;  dgamma = sum_i dy_i x_hat_i;
     dx = (dy - (x_hat dgamma / N + dbeta / N)) gamma inv_std  (block-local sums, as the forward)."""
     n, features = dy.shape
-    inv_n = dy.dtype.type(1) / dy.dtype.type(n)
+    inv_n = dy.dtype.type(1.0 / n)
     blocks = (features + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     for block in prange(blocks):
         start = block * COLUMN_BLOCK
