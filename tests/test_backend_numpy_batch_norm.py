@@ -173,3 +173,13 @@ def test_the_kernels_are_named_after_the_operations_and_used():
         assert hasattr(Backend, name), name
         assert f"bn.{name}" in source, name
         assert len(getattr(_numba_batch_norm, name)) == 2
+
+
+def test_the_mixin_overrides_backend_methods_only_and_comes_before_the_base():
+    from tensornet.backend.numpy_batch_norm import NumpyBatchNormOps
+
+    public = {name for name, member in vars(NumpyBatchNormOps).items() if callable(member) and not name.startswith("_")}
+    assert public == {"batch_norm_forward", "batch_norm_backward", "dropout_forward"}
+    mro = NumpyBackend.__mro__
+    assert mro.index(NumpyBatchNormOps) < mro.index(Backend)
+    assert all(getattr(NumpyBackend, name) is getattr(NumpyBatchNormOps, name) for name in public)
