@@ -97,6 +97,13 @@ class ArrayOps:
         out[...] = mask
         return out
 
+    def dropout_forward(self, x, rng, rate, mask_out=None, out=None):
+        """Inverted dropout in training: mask = :meth:`dropout_mask` (rng, x.shape, rate,
+        x.dtype) (the same draws), y = x * mask. Returns ``(y, mask)``, written to ``out`` and
+        ``mask_out`` when given (``mask_out`` must not alias ``x``)."""
+        mask = self.dropout_mask(rng, x.shape, rate, x.dtype, out=mask_out)
+        return self.multiply(x, mask, out=out), mask
+
     def _host_scratch(self, key, shape, dtype):
         """A reusable host work buffer: :meth:`scratch` where the backend's arrays live on the
         host, else a new NumPy array."""

@@ -34,6 +34,7 @@ from .base import Backend
 from .blas_library import numpy_blas_controller
 from .blas_threads import MKL_HALVES_MACS, MKL_SIDE_BY_SIDE_MACS, SMALL_PRODUCT_MACS, BlasThreads
 from .cblas_params import blas_params, halves_params, side_by_side_params
+from .numpy_batch_norm import NumpyBatchNormOps
 from .numpy_conv import NumpyConvOps
 from .numpy_optimizers import NumpyOptimizerOps
 
@@ -56,7 +57,7 @@ def _load_numba_kernels(mode):
     return _numba_kernels
 
 
-class NumpyBackend(NumpyOptimizerOps, NumpyConvOps, Backend):
+class NumpyBackend(NumpyBatchNormOps, NumpyOptimizerOps, NumpyConvOps, Backend):
     """Runs every operation with NumPy on the host (BLAS for the matrix products)."""
 
     name = "numpy"

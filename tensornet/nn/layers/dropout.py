@@ -31,9 +31,9 @@ class Dropout(Layer):
             return x
         if self.rng is None:
             self.rng = self.ops.rng(None)
-        self._mask = self.ops.dropout_mask(self.rng, x.shape, self.rate, x.dtype,
-                                           out=self.workspace("mask", x.shape))
-        return self.ops.multiply(x, self._mask, out=self.workspace("y", x.shape))
+        y, self._mask = self.ops.dropout_forward(x, self.rng, self.rate, mask_out=self.workspace("mask", x.shape),
+                                                 out=self.workspace("y", x.shape))
+        return y
 
     def backward(self, dy, through_activation=True):
         if not self.needs_input_grad:
