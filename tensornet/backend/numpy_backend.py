@@ -16,6 +16,11 @@ step allocates no large array either way. What is overridden:
   two halves of its output side by side (``MKL_HALVES_MACS``);
 - ``bias_activation`` (relu, softmax), ``backprop_relu``, ``softmax_cross_entropy``,
   ``count_correct`` (categorical) and ``dropout_mask``: one Numba pass each;
+- ``take_rows`` into a batch buffer: NumPy's ``take`` writing in place;
+- batch normalization's forward and backward and ``dropout_forward`` (mask and product from
+  the same draws): one Numba call each (:mod:`.numpy_batch_norm`);
+- im2col / col2im, pooling and a convolution's bias gradient: one Numba pass each
+  (:mod:`.numpy_conv`);
 - every ``<rule>_update``: one Numba pass over the flat buffers (:mod:`.numpy_optimizers`);
 - ``training_step``: the whole step of a Dense network with SGD or Adam as one compiled call where it
   serves the model (:mod:`.numpy_whole_step`, :mod:`.mlp_step`, :mod:`._numba_step`).
