@@ -226,3 +226,87 @@ def test_training_a_cnn_matches_the_reference_backend(mode):
         backend.finish()
     for ours, ref in zip(*results):
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+# Direct convolution (tensornet.backend._numba_direct_conv): windows of few taps (kh kw c <= 27).
+DIRECT = [  # (x shape, window, strides, dilation, padding, filters)
+    ((3, 9, 7, 1), (3, 3), (1, 1), (1, 1), "same", 8),
+    ((2, 8, 9, 1), (2, 2), (1, 1), (1, 1), "same", 5),
+    ((2, 11, 9, 3), (3, 3), (2, 2), (1, 1), "same", 1),
+    ((3, 10, 9, 1), (3, 2), (1, 2), (2, 1), "valid", 5),
+    ((2, 9, 11, 3), (2, 3), (2, 1), (1, 2), "same", 8),
+    ((1, 7, 8, 3), (3, 3), (1, 1), (2, 2), "same", 5),
+    ((2, 6, 7, 1), (4, 2), (2, 2), (1, 1), "same", 1),
+]
+
+
+def _direct_tolerance(dtype, scale):
+    """float32: relative to the sum of |terms| (the sums run in another order); float64: 1e-12."""
+    return dict(rtol=1e-12, atol=1e-12 * scale) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-6 * scale)
+
+
+@pytest.mark.parametrize("twin", [0, 1], ids=["parallel", "serial"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,window,strides,dilation,padding,f", DIRECT)
+def test_direct_conv_kernels_match_the_reference(twin, dtype, shape, window, strides, dilation, padding, f):
+    from tensornet.backend import _numba_direct_conv
+
+    rng = np.random.default_rng(shape[1] * 10 + f)
+    x = nonzero(rng, shape, dtype)
+    kernel = nonzero(rng, (*window, shape[3], f), dtype)
+    rows, cols = conv_geometry(shape[1:], window, strides, dilation, padding)
+    z_ref, patches = Backend().conv2d(x, kernel, None, rows, cols)
+    z = np.full(z_ref.shape, np.nan, dtype=dtype)
+    _numba_direct_conv.direct_conv2d[twin](x, kernel, z, *_axes(rows, cols))
+    scale = float(np.abs(Backend().conv2d(np.abs(x), np.abs(kernel), None, rows, cols)[0]).max())
+    np.testing.assert_allclose(z, z_ref, **_direct_tolerance(dtype, scale))
+    dz = nonzero(rng, z.shape, dtype)
+    dk, db = np.full(kernel.shape, np.nan, dtype=dtype), np.full(f, np.nan, dtype=dtype)
+    parts = _numba_direct_conv.parts(_numba_direct_conv.direct_conv2d_grads[twin], shape[0] * rows[5])
+    _numba_direct_conv.direct_conv2d_grads[twin](x, dz, dk, db, True, max(parts, 2 - twin), *_axes(rows, cols))
+    _, dk_ref, db_ref = Backend().conv2d_backward(dz, patches, shape, kernel, rows, cols,
+                                                  dbias_out=np.empty(f, dtype), need_dx=False)
+    scale = float(np.abs(patches).sum(axis=0).max() * np.abs(dz).max())
+    np.testing.assert_allclose(dk, dk_ref, **_direct_tolerance(dtype, scale))
+    np.testing.assert_allclose(db, db_ref, **_direct_tolerance(dtype, 2.0 * dz[..., 0].size))
+    assert z.dtype == dk.dtype == db.dtype == dtype
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,window,strides,dilation,padding,f", DIRECT[:1] + DIRECT[2:3] + DIRECT[4:5])
+def test_backend_direct_conv_matches_the_reference(fast, need_dx, dtype, shape, window, strides, dilation,
+                                                   padding, f):
+    rng = np.random.default_rng(5)
+    x = nonzero(rng, shape, dtype)
+    kernel, bias = nonzero(rng, (*window, shape[3], f), dtype), nonzero(rng, (f,), dtype)
+    rows, cols = conv_geometry(shape[1:], window, strides, dilation, padding)
+    z, context = fast.conv2d(x, kernel, bias, rows, cols)
+    assert context is x  # no im2col matrix
+    z_ref, patches = Backend().conv2d(x, kernel, bias, rows, cols)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(z, z_ref, **tol)
+    dz = nonzero(rng, z.shape, dtype).reshape(-1, f)  # the layer's 2-D dz
+    dk_out = np.full(kernel.shape, np.nan, dtype=dtype)
+    got = fast.conv2d_backward(dz, context, shape, kernel, rows, cols, dkernel_out=dk_out,
+                               dbias_out=np.empty(f, dtype), need_dx=need_dx)
+    want = Backend().conv2d_backward(dz, patches, shape, kernel, rows, cols, dbias_out=np.empty(f, dtype),
+                                     need_dx=need_dx)
+    assert got[1] is dk_out and (got[0] is None) == (not need_dx)
+    for ours, theirs in zip(got, want):
+        if theirs is not None:
+            assert ours.dtype == dtype
+            np.testing.assert_allclose(ours, theirs, rtol=tol["rtol"], atol=tol["atol"] * 20)
+
+
+def test_direct_conv_is_off_above_the_tap_limit_and_with_the_flag(fast, monkeypatch):
+    from tensornet.backend import numpy_conv
+
+    rng = np.random.default_rng(3)
+    x = nonzero(rng, (2, 7, 6, 4), np.float32)  # 3 x 3 x 4 = 36 taps
+    rows, cols = conv_geometry(x.shape[1:], (3, 3), (1, 1), (1, 1), "same")
+    assert fast.conv2d(x, nonzero(rng, (3, 3, 4, 5), np.float32), None, rows, cols)[1].ndim == 2
+    monkeypatch.setattr(numpy_conv, "DIRECT_TAPS", 0)
+    x1 = nonzero(rng, (2, 7, 6, 1), np.float32)
+    rows, cols = conv_geometry(x1.shape[1:], (3, 3), (1, 1), (1, 1), "same")
+    assert fast.conv2d(x1, nonzero(rng, (3, 3, 1, 5), np.float32), None, rows, cols)[1].ndim == 2

@@ -2,12 +2,17 @@
 im2col, col2im, max and average pooling, and :mod:`._numba_conv_bias`' bias gradient, where
 Numba is in use and the arrays suit them (C-contiguous, one float dtype), else the reference
 (:class:`.conv_ops.ConvOps`, through ``super()``). The products of a convolution are the
-backend's ``matmul`` / ``matmuls`` (MKL or NumPy's BLAS on the shared thread pool), unchanged."""
+backend's ``matmul`` / ``matmuls`` (MKL or NumPy's BLAS on the shared thread pool), except for
+windows of at most :data:`DIRECT_TAPS` taps (kh kw c), which :mod:`._numba_direct_conv` convolves
+directly: no im2col matrix, the context of ``conv2d`` is the image x itself."""
 from __future__ import annotations
 
 import numpy
 
 _FLOATS = (numpy.dtype("float32"), numpy.dtype("float64"))
+
+#: Windows with kh kw c at most this many taps run as direct convolution (0: never).
+DIRECT_TAPS = 27
 
 
 def _contiguous(*arrays):
@@ -63,9 +68,66 @@ class NumpyConvOps:
                 return out
         return super().col2im(dcols, x_shape, rows, cols, out=out)
 
+    def _direct(self, name, size, *arrays):
+        if self._kernels() is None or not _contiguous(*arrays):
+            return None
+        from . import _numba_direct_conv
+
+        return self._kernel(getattr(_numba_direct_conv, name), size, *arrays)
+
+    def conv2d(self, x, kernel, bias, rows, cols, out=None, cols_out=None):
+        """The reference's z = im2col(x) @ K (+ bias); a window of at most :data:`DIRECT_TAPS`
+        taps as :mod:`._numba_direct_conv`' direct convolution, whose context is x itself."""
+        if isinstance(x, numpy.ndarray) and x.ndim == 4 and rows[0] * cols[0] * x.shape[3] <= DIRECT_TAPS:
+            f = kernel.shape[3]
+            shape = (x.shape[0], rows[5], cols[5], f)
+            z = numpy.empty(shape, dtype=x.dtype) if out is None else out
+            if z.shape == shape and kernel.ndim == 4:
+                conv = self._direct("direct_conv2d", z.size * rows[0] * cols[0] * x.shape[3], x, kernel, z)
+                if conv is not None:
+                    conv(x, kernel, z, *_axes(rows, cols))
+                    if bias is not None:
+                        self.bias_add(z.reshape(-1, f), bias, out=z.reshape(-1, f))
+                    return z, x
+        return super().conv2d(x, kernel, bias, rows, cols, out=out, cols_out=cols_out)
+
+    def _direct_backward(self, dz, x, kernel, rows, cols, dx_out, dkernel_out, dbias_out, need_dx):
+        """dK and dbias of a direct convolution (context x) in one pass; dx = col2im(dz K^T)."""
+        from . import _numba_direct_conv
+
+        f = kernel.shape[3]
+        dz = numpy.ascontiguousarray(dz)
+        dk = dkernel_out if dkernel_out is not None and _contiguous(dkernel_out) else numpy.empty(kernel.shape,
+                                                                                                 x.dtype)
+        db = dbias_out if dbias_out is not None and _contiguous(dbias_out) else numpy.empty(f, x.dtype)
+        grads = self._direct("direct_conv2d_grads", dz.size * rows[0] * cols[0] * x.shape[3], x, dz, dk, db)
+        if grads is None or dz.size != x.shape[0] * rows[5] * cols[5] * f or dk.shape != kernel.shape:
+            return None
+        grads(x, dz, dk, db, dbias_out is not None, _numba_direct_conv.parts(grads, x.shape[0] * rows[5]),
+              *_axes(rows, cols))
+        if dkernel_out is not None and dk is not dkernel_out:
+            dkernel_out[...] = dk
+            dk = dkernel_out
+        if dbias_out is not None and db is not dbias_out:
+            dbias_out[...] = db
+        dx = None
+        if need_dx:
+            shape = (dz.size // f, rows[0] * cols[0] * x.shape[3])
+            dcols = self.matmul(dz.reshape(-1, f), kernel.reshape(-1, f), trans_b=True,
+                                out=self.scratch(("conv2d_dcols", shape), shape, dz.dtype))
+            dx = self.col2im(dcols, x.shape, rows, cols, out=dx_out)
+        return dx, dk, dbias_out
+
     def conv2d_backward(self, dz, patches, x_shape, kernel, rows, cols, dx_out=None, dkernel_out=None,
                         dbias_out=None, need_dx=True):
-        """The reference's gradients, with dbias = sum_rows(dz) as :mod:`._numba_conv_bias`' pass."""
+        """The reference's gradients, with dbias = sum_rows(dz) as :mod:`._numba_conv_bias`' pass;
+        for a context that is the image x (:meth:`conv2d`'s direct convolution), dK and dbias as
+        :mod:`._numba_direct_conv`' direct pass (im2col(x) and the reference where it does not apply)."""
+        if isinstance(patches, numpy.ndarray) and patches.ndim == 4:
+            got = self._direct_backward(dz, patches, kernel, rows, cols, dx_out, dkernel_out, dbias_out, need_dx)
+            if got is not None:
+                return got
+            patches = self.im2col(patches, rows, cols)
         f = kernel.shape[3]
         dz2 = dz.reshape(-1, f) if isinstance(dz, numpy.ndarray) and dz.flags.c_contiguous else None
         bias_kernel = None

@@ -1,0 +1,126 @@
+"""Direct convolution for windows with few taps (kh kw c small), as Numba kernels, for
+:class:`~tensornet.backend.numpy_conv.NumpyConvOps`' ``conv2d`` / ``conv2d_backward``.
+
+The equations are :mod:`.conv_ops`' with the im2col matrix never built (x the unpadded image,
+padding a bounds test, s stride, d dilation, top / left the padding before):
+
+    z[b, i, j, q] = sum_{u, v, ci} x[b, i s_h + u d_h - top, j s_w + v d_w - left, ci] K[u, v, ci, q]
+    dK[u, v, ci, q] = sum_{b, i, j} x[b, i s_h + u d_h - top, j s_w + v d_w - left, ci] dz[b, i, j, q]
+    dbias[q] = sum_{b, i, j} dz[b, i, j, q]
+
+Why: with kh kw c = 9 (a 3x3 window over one channel) the im2col path writes and reads a
+(n oh ow, 9) matrix and multiplies it in a GEMM whose inner dimension is 9, and its dK product
+has an inner dimension of n oh ow: both are memory-bound passes a direct loop replaces by one
+read of x (and dz). Rows (b, i) are split over the cores (``prange``); the backward's rows go in
+``parts`` blocks, each summed into its own partial dK / dbias, the partials added in block order
+(float sums in a different order from the reference's GEMM: equal to rounding).
+
+Each exists twice, as in :mod:`._numba_kernels` (``[0]`` parallel, ``[1]`` serial), cached on
+disk. Geometry arguments per axis: (kernel, stride, dilation, pad_before, out_size). Arrays are
+C-contiguous and of one float dtype (:mod:`.numpy_conv` checks).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from ._numba_kernels import _twin
+
+__all__ = ["direct_conv2d", "direct_conv2d_grads"]
+
+
+def _direct_conv2d(x, kernel, out, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
+    """out[b, i, j, q] = sum_{u, v, ci} x[b, i sh + u dh - top, j sw + v dw - left, ci] K[u, v, ci, q]
+    (terms outside the image are 0)."""
+    n, h, w, c = x.shape
+    f = kernel.shape[3]
+    xf, kf, of = x.reshape(-1), kernel.reshape(-1), out.reshape(-1)
+    for row in prange(n * oh):
+        b = row // oh
+        i = row - b * oh
+        acc = np.empty(f, dtype=out.dtype)
+        for j in range(ow):
+            acc[:] = 0
+            for u in range(kh):
+                si = i * sh + u * dh - top
+                if si < 0 or si >= h:
+                    continue
+                for v in range(kw):
+                    sj = j * sw + v * dw - left
+                    if sj < 0 or sj >= w:
+                        continue
+                    xb = ((b * h + si) * w + sj) * c
+                    kb = (u * kw + v) * c * f
+                    for ci in range(c):
+                        xv = xf[xb + ci]
+                        kc = kb + ci * f
+                        for q in range(f):
+                            acc[q] += xv * kf[kc + q]
+            ob = (row * ow + j) * f
+            for q in range(f):
+                of[ob + q] = acc[q]
+
+
+direct_conv2d = _twin(_direct_conv2d)
+
+
+def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
+    """dkernel[u, v, ci, q] = sum_{b, i, j} x[b, i sh + u dh - top, j sw + v dw - left, ci] dz[b, i, j, q]
+    and, when ``with_bias``, dbias[q] = sum_{b, i, j} dz[b, i, j, q]: the rows (b, i) in ``parts``
+    blocks, each block's sums on their own, the blocks' sums added in order."""
+    n, h, w, c = x.shape
+    f = dkernel.shape[3]
+    taps = kh * kw * c
+    xf, df = x.reshape(-1), dz.reshape(-1)
+    rows = n * oh
+    partial = np.zeros((parts, taps * f), dtype=dkernel.dtype)
+    partial_bias = np.zeros((parts, f), dtype=dkernel.dtype)
+    step = (rows + parts - 1) // parts
+    for p in prange(parts):
+        acc, acc_bias = partial[p], partial_bias[p]
+        for row in range(p * step, min(rows, (p + 1) * step)):
+            b = row // oh
+            i = row - b * oh
+            for j in range(ow):
+                db = (row * ow + j) * f
+                if with_bias:
+                    for q in range(f):
+                        acc_bias[q] += df[db + q]
+                for u in range(kh):
+                    si = i * sh + u * dh - top
+                    if si < 0 or si >= h:
+                        continue
+                    for v in range(kw):
+                        sj = j * sw + v * dw - left
+                        if sj < 0 or sj >= w:
+                            continue
+                        xb = ((b * h + si) * w + sj) * c
+                        kb = (u * kw + v) * c * f
+                        for ci in range(c):
+                            xv = xf[xb + ci]
+                            kc = kb + ci * f
+                            for q in range(f):
+                                acc[kc + q] += xv * df[db + q]
+    dk = dkernel.reshape(-1)
+    for t in range(taps * f):
+        dk[t] = partial[0, t]
+    for p in range(1, parts):
+        for t in range(taps * f):
+            dk[t] += partial[p, t]
+    if with_bias:
+        for q in range(f):
+            dbias[q] = partial_bias[0, q]
+        for p in range(1, parts):
+            for q in range(f):
+                dbias[q] += partial_bias[p, q]
+
+
+direct_conv2d_grads = _twin(_direct_conv2d_grads)
+
+
+def parts(kernel, rows):
+    """The row blocks for ``kernel`` (a twin of :data:`direct_conv2d_grads`): Numba's thread count
+    for the parallel twin, 1 (every row in order) for the serial one."""
+    import numba
+
+    return max(1, min(numba.get_num_threads(), rows)) if kernel is direct_conv2d_grads[0] else 1
