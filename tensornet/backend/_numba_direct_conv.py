@@ -21,6 +21,7 @@ C-contiguous and of one float dtype (:mod:`.numpy_conv` checks).
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -29,36 +30,51 @@ from ._numba_kernels import _twin
 __all__ = ["direct_conv2d", "direct_conv2d_grads"]
 
 
+_U = numba.uint64  # unsigned indices: Numba adds no negative-index wraparound test to them
+
+
+@numba.njit(nogil=True, inline="always")
+def _run(shift, stride, size, out):
+    """[lo, hi): the output positions o with o stride + shift inside [0, size)."""
+    lo = min(max(0, (stride - 1 - shift) // stride), out)
+    hi = min(out, (size - 1 - shift) // stride + 1) if size - 1 - shift >= 0 else lo
+    return lo, max(hi, lo)
+
+
 def _direct_conv2d(x, kernel, out, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
     """out[b, i, j, q] = sum_{u, v, ci} x[b, i sh + u dh - top, j sw + v dw - left, ci] K[u, v, ci, q]
-    (terms outside the image are 0)."""
+    (terms outside the image are 0). Per output row (b, i) the sums build in a (f, ow) buffer, one
+    tap (u, v, ci) and filter q at a time over the run of positions j that read inside the image
+    (contiguous, so the multiply-adds vectorise), then go to ``out`` transposed."""
     n, h, w, c = x.shape
     f = kernel.shape[3]
     xf, kf, of = x.reshape(-1), kernel.reshape(-1), out.reshape(-1)
+    step, width = _U(sw * c), _U(ow)
     for row in prange(n * oh):
         b = row // oh
         i = row - b * oh
-        acc = np.empty(f, dtype=out.dtype)
-        for j in range(ow):
-            acc[:] = 0
-            for u in range(kh):
-                si = i * sh + u * dh - top
-                if si < 0 or si >= h:
+        acc = np.zeros(f * ow, dtype=out.dtype)
+        for u in range(kh):
+            si = i * sh + u * dh - top
+            if si < 0 or si >= h:
+                continue
+            for v in range(kw):
+                shift = v * dw - left
+                lo, hi = _run(shift, sw, w, ow)
+                if hi <= lo:
                     continue
-                for v in range(kw):
-                    sj = j * sw + v * dw - left
-                    if sj < 0 or sj >= w:
-                        continue
-                    xb = ((b * h + si) * w + sj) * c
-                    kb = (u * kw + v) * c * f
-                    for ci in range(c):
-                        xv = xf[xb + ci]
-                        kc = kb + ci * f
-                        for q in range(f):
-                            acc[q] += xv * kf[kc + q]
-            ob = (row * ow + j) * f
-            for q in range(f):
-                of[ob + q] = acc[q]
+                for ci in range(c):
+                    start = _U(((b * h + si) * w + lo * sw + shift) * c + ci)
+                    tap = _U(((u * kw + v) * c + ci) * f)
+                    for q in range(_U(f)):
+                        kv = kf[tap + q]
+                        a = q * width + _U(lo)
+                        for k in range(_U(hi - lo)):
+                            acc[a + k] += kv * xf[start + k * step]
+        ob = _U(row * ow * f)
+        for j in range(width):
+            for q in range(_U(f)):
+                of[ob + j * _U(f) + q] = acc[q * width + j]
 
 
 direct_conv2d = _twin(_direct_conv2d)
@@ -67,7 +83,9 @@ direct_conv2d = _twin(_direct_conv2d)
 def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
     """dkernel[u, v, ci, q] = sum_{b, i, j} x[b, i sh + u dh - top, j sw + v dw - left, ci] dz[b, i, j, q]
     and, when ``with_bias``, dbias[q] = sum_{b, i, j} dz[b, i, j, q]: the rows (b, i) in ``parts``
-    blocks, each block's sums on their own, the blocks' sums added in order."""
+    blocks, each block's sums on their own, the blocks' sums added in order. Per row, dz's row goes
+    to a (f, ow) buffer and each (tap, q) term is one dot product over the positions j that read
+    inside the image (reassociated: it vectorises)."""
     n, h, w, c = x.shape
     f = dkernel.shape[3]
     taps = kh * kw * c
@@ -75,32 +93,42 @@ def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, to
     rows = n * oh
     partial = np.zeros((parts, taps * f), dtype=dkernel.dtype)
     partial_bias = np.zeros((parts, f), dtype=dkernel.dtype)
-    step = (rows + parts - 1) // parts
+    step, width = _U(sw * c), _U(ow)
+    block = (rows + parts - 1) // parts
     for p in prange(parts):
         acc, acc_bias = partial[p], partial_bias[p]
-        for row in range(p * step, min(rows, (p + 1) * step)):
+        dzt = np.empty(f * ow, dtype=dz.dtype)
+        for row in range(p * block, min(rows, (p + 1) * block)):
             b = row // oh
             i = row - b * oh
-            for j in range(ow):
-                db = (row * ow + j) * f
-                if with_bias:
-                    for q in range(f):
-                        acc_bias[q] += df[db + q]
-                for u in range(kh):
-                    si = i * sh + u * dh - top
-                    if si < 0 or si >= h:
+            db = _U(row * ow * f)
+            for j in range(width):
+                for q in range(_U(f)):
+                    dzt[q * width + j] = df[db + j * _U(f) + q]
+            if with_bias:
+                for q in range(_U(f)):
+                    s = acc_bias[q]
+                    for j in range(width):
+                        s += dzt[q * width + j]
+                    acc_bias[q] = s
+            for u in range(kh):
+                si = i * sh + u * dh - top
+                if si < 0 or si >= h:
+                    continue
+                for v in range(kw):
+                    shift = v * dw - left
+                    lo, hi = _run(shift, sw, w, ow)
+                    if hi <= lo:
                         continue
-                    for v in range(kw):
-                        sj = j * sw + v * dw - left
-                        if sj < 0 or sj >= w:
-                            continue
-                        xb = ((b * h + si) * w + sj) * c
-                        kb = (u * kw + v) * c * f
-                        for ci in range(c):
-                            xv = xf[xb + ci]
-                            kc = kb + ci * f
-                            for q in range(f):
-                                acc[kc + q] += xv * df[db + q]
+                    for ci in range(c):
+                        start = _U(((b * h + si) * w + lo * sw + shift) * c + ci)
+                        tap = _U(((u * kw + v) * c + ci) * f)
+                        for q in range(_U(f)):
+                            a = q * width + _U(lo)
+                            s = acc[tap + q]
+                            for k in range(_U(hi - lo)):
+                                s += xf[start + k * step] * dzt[a + k]
+                            acc[tap + q] = s
     dk = dkernel.reshape(-1)
     for t in range(taps * f):
         dk[t] = partial[0, t]
@@ -115,7 +143,7 @@ def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, to
                 dbias[q] += partial_bias[p, q]
 
 
-direct_conv2d_grads = _twin(_direct_conv2d_grads)
+direct_conv2d_grads = _twin(_direct_conv2d_grads, fastmath={"reassoc", "contract", "nsz"})
 
 
 def parts(kernel, rows):
