@@ -91,8 +91,8 @@ def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, to
     taps = kh * kw * c
     xf, df = x.reshape(-1), dz.reshape(-1)
     rows = n * oh
-    partial = np.zeros((parts, taps * f), dtype=dkernel.dtype)
-    partial_bias = np.zeros((parts, f), dtype=dkernel.dtype)
+    partial = np.zeros((parts, taps * f + 16), dtype=dkernel.dtype)  # + 16: no cache line shared
+    partial_bias = np.zeros((parts, f + 16), dtype=dkernel.dtype)
     step, width = _U(sw * c), _U(ow)
     block = (rows + parts - 1) // parts
     for p in prange(parts):
