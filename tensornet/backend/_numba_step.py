@@ -40,10 +40,12 @@ activation is relu (0: linear; the last layer's is the softmax).
 """
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import subprocess
 import sys
+import threading
 import types as pytypes
 
 import numba
@@ -290,17 +292,36 @@ def _cached(job):
     return job._cache.load_overload(job._sig, job._targetdescr.target_context) is not None
 
 
+def compile_forward(dtype):
+    """Compile (or read from the disk cache) the kernels for ``dtype`` that a first ``fit``'s
+    validation and ``evaluate`` run outside the step: the serial ``z += b; p = softmax(z)``
+    (:data:`._numba_kernels.bias_activation_softmax`) and the bias + relu row job
+    (:mod:`._numba_row_jobs`), on 2 x 3 zeros."""
+    from . import _numba_kernels, _numba_row_jobs
+
+    z, b, p = np.zeros((2, 3), dtype), np.zeros(3, dtype), np.zeros((2, 3), dtype)
+    _numba_kernels.bias_activation_softmax[1](z, b, p)
+    _numba_row_jobs._job(z.dtype)
+
+
 def _compile_elsewhere(name, dtype, flag):
-    """A child process that compiles :func:`_callback` ``(name, dtype, flag)`` into the disk cache
-    (this interpreter, this ``sys.path``); None where it cannot start."""
+    """A child process (this interpreter, this ``sys.path``) that compiles :func:`_callback`
+    ``(name, dtype, flag)`` into the disk cache, writes a line, then :func:`compile_forward`
+    ``(dtype)``, and an event set once the line is read (or the child exits); (None, None)
+    where it cannot start. A child still at work when this process exits is ended."""
     code = ("import sys; from tensornet.backend import _numba_step as s; "
-            "s._callback(sys.argv[1], sys.argv[2], sys.argv[3] == '1').compile()")
+            "s._callback(sys.argv[1], sys.argv[2], sys.argv[3] == '1').compile(); print(flush=True); "
+            "s.compile_forward(sys.argv[2])")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
     try:
-        return subprocess.Popen([sys.executable, "-c", code, name, np.dtype(dtype).name, str(int(flag))], env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen([sys.executable, "-c", code, name, np.dtype(dtype).name, str(int(flag))], env=env,
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except OSError:
-        return None
+        return None, None
+    done = threading.Event()
+    threading.Thread(target=lambda: (child.stdout.readline(), done.set()), daemon=True).start()
+    atexit.register(lambda: child.poll() is None and (child.kill(), child.wait()))
+    return child, done
 
 
 def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
@@ -313,22 +334,21 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
     Numba compiles holding the GIL, so a thread cannot compile beside this one: where neither
     job is in the disk cache and a core is free (:func:`_side_by_side`), a child process compiles
     :func:`weights_pass` into the cache while this one compiles :func:`rows_pass`, then this one
-    reads it from there (or compiles it, should the child fail). ``while_waiting()``, when given,
-    runs if the child is still at work once :func:`rows_pass` is done (the caller compiles there
-    what it needs next)."""
+    reads it from there (or compiles it, should the child fail), and trains while the child, idle
+    otherwise, compiles :func:`compile_forward` for validation and ``evaluate``.
+    ``while_waiting()``, when given, runs if the child's job is not done once :func:`rows_pass`
+    is (the caller compiles there what it needs next)."""
     keys = (("rows_pass", np.dtype(dtype).name, bool(sparse)), ("weights_pass", np.dtype(dtype).name, bool(adam)))
     todo = {key: _callback(*key) for key in keys if key not in _JOBS}
     missing = [key for key, job in todo.items() if not _cached(job)]
-    child = None
+    child = done = None
     if len(missing) == 2 and _side_by_side():
-        child = _compile_elsewhere(*missing[1])
+        child, done = _compile_elsewhere(*missing[1])
     for key, job in todo.items():
         if child is not None and key == missing[1]:
-            if while_waiting is not None and child.poll() is None:
+            if while_waiting is not None and not done.is_set():
                 while_waiting()
-            try:
-                child.wait(timeout=CHILD_TIMEOUT_S)
-            except subprocess.TimeoutExpired:  # compile it here instead
+            if not done.wait(CHILD_TIMEOUT_S):  # compile it here instead
                 child.kill()
                 child.wait()
         job.compile()
