@@ -300,8 +300,8 @@ def compile_forward(dtype):
     from . import _numba_kernels, _numba_row_jobs
 
     z, b, p = np.zeros((2, 3), dtype), np.zeros(3, dtype), np.zeros((2, 3), dtype)
+    _numba_row_jobs._job(z.dtype)  # the hidden layers' kernel first: validation runs it first
     _numba_kernels.bias_activation_softmax[1](z, b, p)
-    _numba_row_jobs._job(z.dtype)
 
 
 def _compile_elsewhere(name, dtype, flag):
@@ -334,10 +334,10 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
     Numba compiles holding the GIL, so a thread cannot compile beside this one: where neither
     job is in the disk cache and a core is free (:func:`_side_by_side`), a child process compiles
     :func:`weights_pass` into the cache while this one compiles :func:`rows_pass`, then this one
-    reads it from there (or compiles it, should the child fail), and trains while the child, idle
-    otherwise, compiles :func:`compile_forward` for validation and ``evaluate``.
-    ``while_waiting()``, when given, runs if the child's job is not done once :func:`rows_pass`
-    is (the caller compiles there what it needs next)."""
+    reads it from there (or compiles it, should the child fail), and trains while the child
+    compiles :func:`compile_forward` for validation and ``evaluate``. Should the child's job not
+    be done once :func:`rows_pass` is, this one runs ``while_waiting()`` meanwhile (default:
+    :func:`compile_forward` ``(dtype)``)."""
     keys = (("rows_pass", np.dtype(dtype).name, bool(sparse)), ("weights_pass", np.dtype(dtype).name, bool(adam)))
     todo = {key: _callback(*key) for key in keys if key not in _JOBS}
     missing = [key for key, job in todo.items() if not _cached(job)]
@@ -346,8 +346,8 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
         child, done = _compile_elsewhere(*missing[1])
     for key, job in todo.items():
         if child is not None and key == missing[1]:
-            if while_waiting is not None and not done.is_set():
-                while_waiting()
+            if not done.is_set():
+                (while_waiting or (lambda: compile_forward(dtype)))()
             if not done.wait(CHILD_TIMEOUT_S):  # compile it here instead
                 child.kill()
                 child.wait()
