@@ -129,9 +129,9 @@ def _softmax_rows(acts, out, n, bias, has_bias, probs, grad, y, r0, r1, inv_batc
     make them."""
     loss = 0.0
     for i in range(r0, r1):
-        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
+        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i * n:(i + 1) * n], grad[out + i * n:out + (i + 1) * n]
         m, s = bias_softmax_row(z, bias, has_bias, p)
-        loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i], g, inv_batch)
+        loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i * n:(i + 1) * n], g, inv_batch)
     return loss
 
 
@@ -141,7 +141,7 @@ def _softmax_rows_sparse(acts, out, n, bias, has_bias, probs, grad, labels, r0, 
     (``softmax_cross_entropy_sparse``)."""
     loss = 0.0
     for i in range(r0, r1):
-        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
+        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i * n:(i + 1) * n], grad[out + i * n:out + (i + 1) * n]
         m, s = bias_softmax_row(z, bias, has_bias, p)
         loss += softmax_cross_entropy_sparse_row(z, m, math.log(s), p, labels[i], g, inv_batch)
     return loss
@@ -173,12 +173,12 @@ def rows_pass(t, data, threads):
     layer and back through every input gradient; the rows' loss sum into ``losses[t]``."""
     args = carray(data, (len(ARGS),), np.int64)
     batch, layers, n_last, gemm = args[BATCH], args[LAYERS], args[Y_COLS], args[GEMM]
-    table = carray(_pointer(args[TABLE]), (layers, 6), np.int64)
+    table = carray(_pointer(args[TABLE]), (layers * 6,), np.int64)  # 1-d arrays only: one carray type each
     params = carray(_pointer(args[PARAMS]), (args[PARAM_SIZE],), DTYPE)
     acts = carray(_pointer(args[ACTS]), (args[ACT_SIZE],), DTYPE)
     dz = carray(_pointer(args[DZ]), (args[ACT_SIZE],), DTYPE)
-    probs = carray(_pointer(args[PROBS]), (batch, n_last), DTYPE)
-    y = carray(_pointer(args[Y]), (args[Y_ROWS], n_last), DTYPE)
+    probs = carray(_pointer(args[PROBS]), (batch * n_last,), DTYPE)
+    y = carray(_pointer(args[Y]), (args[Y_ROWS] * n_last,), DTYPE)
     labels = carray(_pointer(args[LABELS]), (args[LABEL_COUNT],), np.int64)
     item = params.itemsize
     one, zero = DTYPE(1), DTYPE(0)
@@ -188,11 +188,12 @@ def rows_pass(t, data, threads):
     loss = 0.0
     if r1 > r0:
         for l in range(layers):
-            w_off, b_off, k, n, out, relu = table[l]
-            src = x_addr + r0 * k * item if l == 0 else a_addr + (table[l - 1, OUT_OFFSET] + r0 * k) * item
+            w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
+            src = x_addr + r0 * k * item if l == 0 else a_addr + (table[6 * l - 6 + OUT_OFFSET] + r0 * k) * item
             _gemm(gemm, NO_TRANS, NO_TRANS, r1 - r0, n, k, src, k, p_addr + w_off * item, n,
                   a_addr + (out + r0 * n) * item, n, one, zero)
-            bias = params[max(b_off, 0):max(b_off, 0) + n]
+            b0 = b_off if b_off > 0 else 0
+            bias = params[b0:b0 + n]
             if l == layers - 1:
                 if SPARSE_TARGETS:  # a compile-time constant: the other branch is never compiled
                     loss = _softmax_rows_sparse(acts, out, n, bias, b_off >= 0, probs, dz, labels, r0, r1, inv_batch)
@@ -208,11 +209,11 @@ def rows_pass(t, data, threads):
                 elif relu:
                     relu_row(z, z)
         for l in range(layers - 1, 0, -1):
-            w_off, b_off, k, n, out, relu = table[l]
-            below = table[l - 1, OUT_OFFSET]
+            w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
+            below = table[6 * l - 6 + OUT_OFFSET]
             _gemm(gemm, NO_TRANS, TRANS, r1 - r0, k, n, d_addr + (out + r0 * n) * item, n, p_addr + w_off * item, n,
                   d_addr + (below + r0 * k) * item, k, one, zero)
-            if table[l - 1, RELU]:  # dz_prev = dh * 1[h_prev > 0]
+            if table[6 * l - 6 + RELU]:  # dz_prev = dh * 1[h_prev > 0]
                 grad, h = dz[below + r0 * k:below + r1 * k], acts[below + r0 * k:below + r1 * k]
                 backprop_relu_slice(grad, h, grad)
     carray(_pointer(args[LOSSES]), (threads,), np.float64)[t] = loss
@@ -224,7 +225,7 @@ def weights_pass(t, data, threads):
     exactly those, its scalars cast to ``DTYPE``."""
     args = carray(data, (len(ARGS),), np.int64)
     batch, layers, gemm = args[BATCH], args[LAYERS], args[GEMM]
-    table = carray(_pointer(args[TABLE]), (layers, 6), np.int64)
+    table = carray(_pointer(args[TABLE]), (layers * 6,), np.int64)
     params = carray(_pointer(args[PARAMS]), (args[PARAM_SIZE],), DTYPE)
     grads = carray(_pointer(args[GRADS]), (args[PARAM_SIZE],), DTYPE)
     velocity = carray(_pointer(args[VELOCITY]), (args[STATE_SIZE],), DTYPE)
@@ -240,9 +241,9 @@ def weights_pass(t, data, threads):
     one, zero = DTYPE(1), DTYPE(0)
     x_addr, g_addr, a_addr, d_addr = args[X], args[GRADS], args[ACTS], args[DZ]
     for l in range(layers):
-        w_off, b_off, k, n, out, relu = table[l]
+        w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
         k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
-        src = x_addr + k0 * item if l == 0 else a_addr + (table[l - 1, OUT_OFFSET] + k0) * item
+        src = x_addr + k0 * item if l == 0 else a_addr + (table[6 * l - 6 + OUT_OFFSET] + k0) * item
         if k1 > k0:
             _gemm(gemm, TRANS, NO_TRANS, k1 - k0, n, batch, src, k, d_addr + out * item, n,
                   g_addr + (w_off + k0 * n) * item, n, one, zero)
@@ -250,7 +251,7 @@ def weights_pass(t, data, threads):
         if b_off >= 0 and c1 > c0:
             _sum_rows(dz, out, batch, n, c0, c1, grads[b_off + c0:b_off + c1])
     for l in range(layers if args[UPDATE] else 0):  # the updates, after all of this thread's products
-        w_off, b_off, k, n, out, relu = table[l]
+        w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
         k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
         c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
         for lo, hi in ((w_off + k0 * n, w_off + k1 * n), (b_off + c0, b_off + c1 if b_off >= 0 else b_off + c0)):
