@@ -216,7 +216,7 @@ def rows_pass(t, data, threads):
             if table[6 * l - 6 + RELU]:  # dz_prev = dh * 1[h_prev > 0]
                 grad, h = dz[below + r0 * k:below + r1 * k], acts[below + r0 * k:below + r1 * k]
                 backprop_relu_slice(grad, h, grad)
-    carray(_pointer(args[LOSSES]), (threads,), np.float64)[t] = loss
+    carray(_pointer(args[LOSSES]), (np.int64(threads),), np.float64)[t] = loss  # int64: weights_pass's carray type
 
 
 def weights_pass(t, data, threads):
