@@ -52,4 +52,5 @@ def test_compile_forward_puts_validations_kernels_in_the_disk_cache(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     names = {path.name.split("-")[0] for path in tmp_path.rglob("*.nbi")}
-    assert {"_numba_kernels._bias_activation_softmax_serial", "_numba_row_jobs.bias_relu_rows_float32"} <= names
+    assert {"_numba_kernels._bias_activation_softmax_serial", "_numba_row_jobs.bias_relu_rows_float32",
+            "_numba_blas.one_product_lp64"} <= names

@@ -56,7 +56,7 @@ from numba.core import sigutils
 from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
-from ._numba_blas import _gemm_lp64, run_jobs
+from ._numba_blas import _gemm_lp64, one_product_lp64, run_jobs
 from ._numba_kernels import (adam_update_slice, backprop_relu_slice, bias_add_row, bias_relu_row, bias_softmax_row,
                              relu_row, sgd_update_slice, softmax_cross_entropy_row, softmax_cross_entropy_sparse_row)
 from .blas_library import NO_TRANS, TRANS
@@ -297,12 +297,15 @@ def compile_forward(dtype):
     """Compile (or read from the disk cache) the kernels for ``dtype`` that a first ``fit``'s
     validation and ``evaluate`` run outside the step: the serial ``z += b; p = softmax(z)``
     (:data:`._numba_kernels.bias_activation_softmax`) and the bias + relu row job
-    (:mod:`._numba_row_jobs`), on 2 x 3 zeros."""
+    (:mod:`._numba_row_jobs`), on 2 x 3 zeros, and MKL's one product on C-contiguous matrices
+    (:func:`._numba_blas.one_product_lp64`)."""
     from . import _numba_kernels, _numba_row_jobs
 
     z, b, p = np.zeros((2, 3), dtype), np.zeros(3, dtype), np.zeros((2, 3), dtype)
     _numba_row_jobs._job(z.dtype)  # the hidden layers' kernel first: validation runs it first
     _numba_kernels.bias_activation_softmax[1](z, b, p)
+    real = numba.from_dtype(z.dtype)
+    one_product_lp64.compile((types.int64,) * 6 + (types.Array(real, 2, "C"), types.int64) * 3 + (real, real))
 
 
 def _compile_elsewhere(name, dtype, flag):
