@@ -1,6 +1,6 @@
 """The compiled step's parts (tensornet/backend/_numba_step.py) are compiled once per machine:
 a second process reads both jobs from Numba's disk cache instead of compiling them; with an
-empty cache, a child process compiles the second job while the first compiles, then validation's kernels."""
+empty cache, a child process compiles the second job while the first compiles."""
 import json
 import os
 import subprocess
@@ -45,7 +45,7 @@ def test_a_child_process_compiles_the_second_job_into_the_cache_beside_the_first
 
 
 def test_compile_forward_puts_validations_kernels_in_the_disk_cache(tmp_path):
-    """What the child compiles once its job is done (or this process while it waits for it)."""
+    """What :func:`callbacks` compiles while it waits for the child."""
     pytest.importorskip("numba", reason="Numba is not installed")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
     code = "from tensornet.backend import _numba_step; _numba_step.compile_forward('float32')"

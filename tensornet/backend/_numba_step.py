@@ -40,12 +40,10 @@ activation is relu (0: linear; the last layer's is the softmax).
 """
 from __future__ import annotations
 
-import atexit
 import math
 import os
 import subprocess
 import sys
-import threading
 import types as pytypes
 
 import numba
@@ -309,23 +307,16 @@ def compile_forward(dtype):
 
 
 def _compile_elsewhere(name, dtype, flag):
-    """A child process (this interpreter, this ``sys.path``) that compiles :func:`_callback`
-    ``(name, dtype, flag)`` into the disk cache, writes a line, then :func:`compile_forward`
-    ``(dtype)``, and an event set once the line is read (or the child exits); (None, None)
-    where it cannot start. A child still at work when this process exits is ended."""
+    """A child process that compiles :func:`_callback` ``(name, dtype, flag)`` into the disk cache
+    (this interpreter, this ``sys.path``); None where it cannot start."""
     code = ("import sys; from tensornet.backend import _numba_step as s; "
-            "s._callback(sys.argv[1], sys.argv[2], sys.argv[3] == '1').compile(); print(flush=True); "
-            "s.compile_forward(sys.argv[2])")
+            "s._callback(sys.argv[1], sys.argv[2], sys.argv[3] == '1').compile()")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
     try:
-        child = subprocess.Popen([sys.executable, "-c", code, name, np.dtype(dtype).name, str(int(flag))], env=env,
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return subprocess.Popen([sys.executable, "-c", code, name, np.dtype(dtype).name, str(int(flag))], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
-        return None, None
-    done = threading.Event()
-    threading.Thread(target=lambda: (child.stdout.readline(), done.set()), daemon=True).start()
-    atexit.register(lambda: child.poll() is None and (child.kill(), child.wait()))
-    return child, done
+        return None
 
 
 def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
@@ -338,21 +329,23 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
     Numba compiles holding the GIL, so a thread cannot compile beside this one: where neither
     job is in the disk cache and a core is free (:func:`_side_by_side`), a child process compiles
     :func:`weights_pass` into the cache while this one compiles :func:`rows_pass`, then this one
-    reads it from there (or compiles it, should the child fail), and trains while the child
-    compiles :func:`compile_forward` for validation and ``evaluate``. Should the child's job not
-    be done once :func:`rows_pass` is, this one runs ``while_waiting()`` meanwhile (default:
-    :func:`compile_forward` ``(dtype)``)."""
+    reads it from there (or compiles it, should the child fail). Should the child still be at
+    work once :func:`rows_pass` is done, this one runs ``while_waiting()`` meanwhile (default:
+    :func:`compile_forward` ``(dtype)``, what validation needs next). The child compiles nothing
+    more: on two cores a compile beside the training only slows it (``python bench/first_run.py``)."""
     keys = (("rows_pass", np.dtype(dtype).name, bool(sparse)), ("weights_pass", np.dtype(dtype).name, bool(adam)))
     todo = {key: _callback(*key) for key in keys if key not in _JOBS}
     missing = [key for key, job in todo.items() if not _cached(job)]
-    child = done = None
+    child = None
     if len(missing) == 2 and _side_by_side():
-        child, done = _compile_elsewhere(*missing[1])
+        child = _compile_elsewhere(*missing[1])
     for key, job in todo.items():
         if child is not None and key == missing[1]:
-            if not done.is_set():
+            if child.poll() is None:
                 (while_waiting or (lambda: compile_forward(dtype)))()
-            if not done.wait(CHILD_TIMEOUT_S):  # compile it here instead
+            try:
+                child.wait(timeout=CHILD_TIMEOUT_S)
+            except subprocess.TimeoutExpired:  # compile it here instead
                 child.kill()
                 child.wait()
         job.compile()
