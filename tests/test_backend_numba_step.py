@@ -42,3 +42,15 @@ def test_a_child_process_compiles_the_second_job_into_the_cache_beside_the_first
     first = _probe(tmp_path, "parallel")
     assert first == {"hits": [0, 1], "addresses": [True, True]}  # rows_pass compiled here, weights_pass read
     assert _probe(tmp_path, "parallel") == {"hits": [1, 1], "addresses": [True, True]}
+
+
+def test_compile_forward_puts_validations_kernels_in_the_disk_cache(tmp_path):
+    """What :func:`callbacks` compiles while it waits for the child."""
+    pytest.importorskip("numba", reason="Numba is not installed")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    code = "from tensornet.backend import _numba_step; _numba_step.compile_forward('float32')"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    names = {path.name.split("-")[0] for path in tmp_path.rglob("*.nbi")}
+    assert {"_numba_kernels._bias_activation_softmax_serial", "_numba_row_jobs.bias_relu_rows_float32",
+            "_numba_blas.one_product_lp64"} <= names

@@ -67,11 +67,11 @@ def bias_relu_rows(t, data, threads):
     """Rows r0:r1 of thread ``t``: z[i] += b; y[i] = max(z[i], 0) (arrays of type ``DTYPE``)."""
     args = carray(data, (5,), np.int64)
     rows, cols = args[ROWS], args[COLS]
-    z = carray(_pointer(args[Z]), (rows, cols), DTYPE)
+    z = carray(_pointer(args[Z]), (rows * cols,), DTYPE)  # 1-d, as the compiled step's arrays: one carray type
     b = carray(_pointer(args[BIAS]), (cols,), DTYPE)
-    y = carray(_pointer(args[Y]), (rows, cols), DTYPE)
+    y = carray(_pointer(args[Y]), (rows * cols,), DTYPE)
     for i in range((rows * t) // threads, (rows * (t + 1)) // threads):
-        bias_relu_row(z[i], b, y[i])
+        bias_relu_row(z[i * cols:(i + 1) * cols], b, y[i * cols:(i + 1) * cols])
 
 
 _JOBS = {}

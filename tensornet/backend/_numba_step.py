@@ -54,7 +54,7 @@ from numba.core import sigutils
 from numba.core.ccallback import CFunc
 from numba.extending import intrinsic
 
-from ._numba_blas import _gemm_lp64, run_jobs
+from ._numba_blas import _gemm_lp64, one_product_lp64, run_jobs
 from ._numba_kernels import (adam_update_slice, backprop_relu_slice, bias_add_row, bias_relu_row, bias_softmax_row,
                              relu_row, sgd_update_slice, softmax_cross_entropy_row, softmax_cross_entropy_sparse_row)
 from .blas_library import NO_TRANS, TRANS
@@ -127,9 +127,9 @@ def _softmax_rows(acts, out, n, bias, has_bias, probs, grad, y, r0, r1, inv_batc
     make them."""
     loss = 0.0
     for i in range(r0, r1):
-        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
+        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i * n:(i + 1) * n], grad[out + i * n:out + (i + 1) * n]
         m, s = bias_softmax_row(z, bias, has_bias, p)
-        loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i], g, inv_batch)
+        loss += softmax_cross_entropy_row(z, m, math.log(s), p, y[i * n:(i + 1) * n], g, inv_batch)
     return loss
 
 
@@ -139,7 +139,7 @@ def _softmax_rows_sparse(acts, out, n, bias, has_bias, probs, grad, labels, r0, 
     (``softmax_cross_entropy_sparse``)."""
     loss = 0.0
     for i in range(r0, r1):
-        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i], grad[out + i * n:out + (i + 1) * n]
+        z, p, g = acts[out + i * n:out + (i + 1) * n], probs[i * n:(i + 1) * n], grad[out + i * n:out + (i + 1) * n]
         m, s = bias_softmax_row(z, bias, has_bias, p)
         loss += softmax_cross_entropy_sparse_row(z, m, math.log(s), p, labels[i], g, inv_batch)
     return loss
@@ -171,12 +171,12 @@ def rows_pass(t, data, threads):
     layer and back through every input gradient; the rows' loss sum into ``losses[t]``."""
     args = carray(data, (len(ARGS),), np.int64)
     batch, layers, n_last, gemm = args[BATCH], args[LAYERS], args[Y_COLS], args[GEMM]
-    table = carray(_pointer(args[TABLE]), (layers, 6), np.int64)
+    table = carray(_pointer(args[TABLE]), (layers * 6,), np.int64)  # 1-d arrays only: one carray type each
     params = carray(_pointer(args[PARAMS]), (args[PARAM_SIZE],), DTYPE)
     acts = carray(_pointer(args[ACTS]), (args[ACT_SIZE],), DTYPE)
     dz = carray(_pointer(args[DZ]), (args[ACT_SIZE],), DTYPE)
-    probs = carray(_pointer(args[PROBS]), (batch, n_last), DTYPE)
-    y = carray(_pointer(args[Y]), (args[Y_ROWS], n_last), DTYPE)
+    probs = carray(_pointer(args[PROBS]), (batch * n_last,), DTYPE)
+    y = carray(_pointer(args[Y]), (args[Y_ROWS] * n_last,), DTYPE)
     labels = carray(_pointer(args[LABELS]), (args[LABEL_COUNT],), np.int64)
     item = params.itemsize
     one, zero = DTYPE(1), DTYPE(0)
@@ -186,11 +186,12 @@ def rows_pass(t, data, threads):
     loss = 0.0
     if r1 > r0:
         for l in range(layers):
-            w_off, b_off, k, n, out, relu = table[l]
-            src = x_addr + r0 * k * item if l == 0 else a_addr + (table[l - 1, OUT_OFFSET] + r0 * k) * item
+            w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
+            src = x_addr + r0 * k * item if l == 0 else a_addr + (table[6 * l - 6 + OUT_OFFSET] + r0 * k) * item
             _gemm(gemm, NO_TRANS, NO_TRANS, r1 - r0, n, k, src, k, p_addr + w_off * item, n,
                   a_addr + (out + r0 * n) * item, n, one, zero)
-            bias = params[max(b_off, 0):max(b_off, 0) + n]
+            b0 = b_off if b_off > 0 else 0
+            bias = params[b0:b0 + n]
             if l == layers - 1:
                 if SPARSE_TARGETS:  # a compile-time constant: the other branch is never compiled
                     loss = _softmax_rows_sparse(acts, out, n, bias, b_off >= 0, probs, dz, labels, r0, r1, inv_batch)
@@ -206,14 +207,14 @@ def rows_pass(t, data, threads):
                 elif relu:
                     relu_row(z, z)
         for l in range(layers - 1, 0, -1):
-            w_off, b_off, k, n, out, relu = table[l]
-            below = table[l - 1, OUT_OFFSET]
+            w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
+            below = table[6 * l - 6 + OUT_OFFSET]
             _gemm(gemm, NO_TRANS, TRANS, r1 - r0, k, n, d_addr + (out + r0 * n) * item, n, p_addr + w_off * item, n,
                   d_addr + (below + r0 * k) * item, k, one, zero)
-            if table[l - 1, RELU]:  # dz_prev = dh * 1[h_prev > 0]
+            if table[6 * l - 6 + RELU]:  # dz_prev = dh * 1[h_prev > 0]
                 grad, h = dz[below + r0 * k:below + r1 * k], acts[below + r0 * k:below + r1 * k]
                 backprop_relu_slice(grad, h, grad)
-    carray(_pointer(args[LOSSES]), (threads,), np.float64)[t] = loss
+    carray(_pointer(args[LOSSES]), (np.int64(threads),), np.float64)[t] = loss  # int64: weights_pass's carray type
 
 
 def weights_pass(t, data, threads):
@@ -222,7 +223,7 @@ def weights_pass(t, data, threads):
     exactly those, its scalars cast to ``DTYPE``."""
     args = carray(data, (len(ARGS),), np.int64)
     batch, layers, gemm = args[BATCH], args[LAYERS], args[GEMM]
-    table = carray(_pointer(args[TABLE]), (layers, 6), np.int64)
+    table = carray(_pointer(args[TABLE]), (layers * 6,), np.int64)
     params = carray(_pointer(args[PARAMS]), (args[PARAM_SIZE],), DTYPE)
     grads = carray(_pointer(args[GRADS]), (args[PARAM_SIZE],), DTYPE)
     velocity = carray(_pointer(args[VELOCITY]), (args[STATE_SIZE],), DTYPE)
@@ -238,9 +239,9 @@ def weights_pass(t, data, threads):
     one, zero = DTYPE(1), DTYPE(0)
     x_addr, g_addr, a_addr, d_addr = args[X], args[GRADS], args[ACTS], args[DZ]
     for l in range(layers):
-        w_off, b_off, k, n, out, relu = table[l]
+        w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
         k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
-        src = x_addr + k0 * item if l == 0 else a_addr + (table[l - 1, OUT_OFFSET] + k0) * item
+        src = x_addr + k0 * item if l == 0 else a_addr + (table[6 * l - 6 + OUT_OFFSET] + k0) * item
         if k1 > k0:
             _gemm(gemm, TRANS, NO_TRANS, k1 - k0, n, batch, src, k, d_addr + out * item, n,
                   g_addr + (w_off + k0 * n) * item, n, one, zero)
@@ -248,7 +249,7 @@ def weights_pass(t, data, threads):
         if b_off >= 0 and c1 > c0:
             _sum_rows(dz, out, batch, n, c0, c1, grads[b_off + c0:b_off + c1])
     for l in range(layers if args[UPDATE] else 0):  # the updates, after all of this thread's products
-        w_off, b_off, k, n, out, relu = table[l]
+        w_off, b_off, k, n, out, relu = table[6 * l:6 * l + 6]
         k0, k1 = (k * t) // threads, (k * (t + 1)) // threads
         c0, c1 = (n * t) // threads, (n * (t + 1)) // threads
         for lo, hi in ((w_off + k0 * n, w_off + k1 * n), (b_off + c0, b_off + c1 if b_off >= 0 else b_off + c0)):
@@ -290,6 +291,21 @@ def _cached(job):
     return job._cache.load_overload(job._sig, job._targetdescr.target_context) is not None
 
 
+def compile_forward(dtype):
+    """Compile (or read from the disk cache) the kernels for ``dtype`` that a first ``fit``'s
+    validation and ``evaluate`` run outside the step: the serial ``z += b; p = softmax(z)``
+    (:data:`._numba_kernels.bias_activation_softmax`) and the bias + relu row job
+    (:mod:`._numba_row_jobs`), on 2 x 3 zeros, and MKL's one product on C-contiguous matrices
+    (:func:`._numba_blas.one_product_lp64`)."""
+    from . import _numba_kernels, _numba_row_jobs
+
+    z, b, p = np.zeros((2, 3), dtype), np.zeros(3, dtype), np.zeros((2, 3), dtype)
+    _numba_row_jobs._job(z.dtype)  # the hidden layers' kernel first: validation runs it first
+    _numba_kernels.bias_activation_softmax[1](z, b, p)
+    real = numba.from_dtype(z.dtype)
+    one_product_lp64.compile((types.int64,) * 6 + (types.Array(real, 2, "C"), types.int64) * 3 + (real, real))
+
+
 def _compile_elsewhere(name, dtype, flag):
     """A child process that compiles :func:`_callback` ``(name, dtype, flag)`` into the disk cache
     (this interpreter, this ``sys.path``); None where it cannot start."""
@@ -313,9 +329,10 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
     Numba compiles holding the GIL, so a thread cannot compile beside this one: where neither
     job is in the disk cache and a core is free (:func:`_side_by_side`), a child process compiles
     :func:`weights_pass` into the cache while this one compiles :func:`rows_pass`, then this one
-    reads it from there (or compiles it, should the child fail). ``while_waiting()``, when given,
-    runs if the child is still at work once :func:`rows_pass` is done (the caller compiles there
-    what it needs next)."""
+    reads it from there (or compiles it, should the child fail). Should the child still be at
+    work once :func:`rows_pass` is done, this one runs ``while_waiting()`` meanwhile (default:
+    :func:`compile_forward` ``(dtype)``, what validation needs next). The child compiles nothing
+    more: on two cores a compile beside the training only slows it (``python bench/first_run.py``)."""
     keys = (("rows_pass", np.dtype(dtype).name, bool(sparse)), ("weights_pass", np.dtype(dtype).name, bool(adam)))
     todo = {key: _callback(*key) for key in keys if key not in _JOBS}
     missing = [key for key, job in todo.items() if not _cached(job)]
@@ -324,8 +341,8 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
         child = _compile_elsewhere(*missing[1])
     for key, job in todo.items():
         if child is not None and key == missing[1]:
-            if while_waiting is not None and child.poll() is None:
-                while_waiting()
+            if child.poll() is None:
+                (while_waiting or (lambda: compile_forward(dtype)))()
             try:
                 child.wait(timeout=CHILD_TIMEOUT_S)
             except subprocess.TimeoutExpired:  # compile it here instead
