@@ -54,3 +54,15 @@ def test_compile_forward_puts_validations_kernels_in_the_disk_cache(tmp_path):
     names = {path.name.split("-")[0] for path in tmp_path.rglob("*.nbi")}
     assert {"_numba_kernels._bias_activation_softmax_serial", "_numba_row_jobs.bias_relu_rows_float32",
             "_numba_blas.one_product_lp64"} <= names
+
+
+@pytest.mark.parametrize("mode, load, cores, expected", [
+    ("auto", 1.2, 2, True), ("auto", 2.0, 2, False), ("auto", 0.0, 1, False), ("parallel", 9.0, 2, True),
+    ("serial", 0.0, 8, False)])
+def test_side_by_side_compiles_while_the_load_leaves_cores_to_spare(monkeypatch, mode, load, cores, expected):
+    from tensornet.backend import _numba_step
+
+    monkeypatch.setattr(_numba_step, "COMPILE_MODE", mode)
+    monkeypatch.setattr(_numba_step.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(_numba_step.os, "getloadavg", lambda: (load, load, load))
+    assert _numba_step._side_by_side() is expected
