@@ -25,20 +25,10 @@ import numba
 import numpy as np
 from numba import prange
 
+from ._numba_conv import _U, _run  # unsigned indices; the output run a window offset reads
 from ._numba_kernels import _twin
 
 __all__ = ["direct_conv2d", "direct_conv2d_grads"]
-
-
-_U = numba.uint64  # unsigned indices: Numba adds no negative-index wraparound test to them
-
-
-@numba.njit(nogil=True, inline="always")
-def _run(shift, stride, size, out):
-    """[lo, hi): the output positions o with o stride + shift inside [0, size)."""
-    lo = min(max(0, (stride - 1 - shift) // stride), out)
-    hi = min(out, (size - 1 - shift) // stride + 1) if size - 1 - shift >= 0 else lo
-    return lo, max(hi, lo)
 
 
 def _direct_conv2d(x, kernel, out, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
