@@ -310,3 +310,17 @@ def test_direct_conv_is_off_above_the_tap_limit_and_with_the_flag(fast, monkeypa
     x1 = nonzero(rng, (2, 7, 6, 1), np.float32)
     rows, cols = conv_geometry(x1.shape[1:], (3, 3), (1, 1), (1, 1), "same")
     assert fast.conv2d(x1, nonzero(rng, (3, 3, 1, 5), np.float32), None, rows, cols)[1].ndim == 2
+
+
+def test_direct_convolution_leaves_mixed_dtypes_to_the_reference():
+    from tensornet.backend.base import Backend
+    from tensornet.backend.conv_ops import conv_geometry
+    from tensornet.backend.numpy_backend import NumpyBackend
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 7, 6, 1)).astype(np.float32) + 0.5
+    kernel = rng.standard_normal((3, 3, 1, 4))  # float64 against a float32 image
+    rows, cols = conv_geometry(x.shape[1:], (3, 3), (1, 1), (1, 1), "same")
+    z, _ = NumpyBackend().conv2d(x, kernel, None, rows, cols)
+    z_ref, _ = Backend().conv2d(x, kernel, None, rows, cols)
+    np.testing.assert_allclose(z, z_ref, rtol=1e-6, atol=1e-6)

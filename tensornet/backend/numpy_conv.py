@@ -69,7 +69,10 @@ class NumpyConvOps:
         return super().col2im(dcols, x_shape, rows, cols, out=out)
 
     def _direct(self, name, size, *arrays):
-        if self._kernels() is None or not _contiguous(*arrays):
+        """The :mod:`._numba_direct_conv` kernel ``name`` for C-contiguous arrays of one float dtype, else None."""
+        if self._kernels() is None or not _contiguous(*arrays) or arrays[0].dtype not in _FLOATS:
+            return None
+        if any(a.dtype != arrays[0].dtype for a in arrays):
             return None
         from . import _numba_direct_conv
 
