@@ -81,13 +81,14 @@ def _cases(base, ref, tree, min_channels, rng):
                           lambda d=dy, s=shape, r=rows, q=cols, dx=dx: ref.avg_pool2d_backward(d, s, r, q, out=dx),
                           lambda d=dy, s=shape, r=rows, q=cols, dx=dx: tree.avg_pool2d_backward(d, s, r, q, out=dx)))
     from tensornet.backend import _numba_conv_bias
+    from tensornet.backend._numba_kernels import row_blocks
 
     for name, shape in [("small conv1", (128 * 28 * 28, 8)), ("small conv2", (128 * 12 * 12, 16)),
                         ("mnist conv1", (128 * 26 * 26, 32)), ("mnist conv2", (128 * 24 * 24, 64))]:
         dz = rng.standard_normal(shape).astype("float32")
         db = np.empty(shape[1], "float32")
         kernel = tree._kernel(_numba_conv_bias.sum_rows, dz.size, dz, db)
-        parts = _numba_conv_bias.parts(kernel, shape[0])
+        parts = row_blocks(_numba_conv_bias.sum_rows, kernel, shape[0])
         cases.append((f"bias grad {name}", lambda d=dz, o=db: ref.sum_rows(d, out=o),
                       lambda d=dz, o=db, k=kernel, p=parts: k(d, o, p)))
     return cases

@@ -250,6 +250,7 @@ def _direct_tolerance(dtype, scale):
 @pytest.mark.parametrize("shape,window,strides,dilation,padding,f", DIRECT)
 def test_direct_conv_kernels_match_the_reference(twin, dtype, shape, window, strides, dilation, padding, f):
     from tensornet.backend import _numba_direct_conv
+    from tensornet.backend._numba_kernels import row_blocks
 
     rng = np.random.default_rng(shape[1] * 10 + f)
     x = nonzero(rng, shape, dtype)
@@ -262,7 +263,8 @@ def test_direct_conv_kernels_match_the_reference(twin, dtype, shape, window, str
     np.testing.assert_allclose(z, z_ref, **_direct_tolerance(dtype, scale))
     dz = nonzero(rng, z.shape, dtype)
     dk, db = np.full(kernel.shape, np.nan, dtype=dtype), np.full(f, np.nan, dtype=dtype)
-    parts = _numba_direct_conv.parts(_numba_direct_conv.direct_conv2d_grads[twin], shape[0] * rows[5])
+    grads = _numba_direct_conv.direct_conv2d_grads
+    parts = row_blocks(grads, grads[twin], shape[0] * rows[5])
     _numba_direct_conv.direct_conv2d_grads[twin](x, dz, dk, db, True, max(parts, 2 - twin), *_axes(rows, cols))
     _, dk_ref, db_ref = Backend().conv2d_backward(dz, patches, shape, kernel, rows, cols,
                                                   dbias_out=np.empty(f, dtype), need_dx=False)

@@ -9,12 +9,24 @@ the reference does.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange, uint64
 
 from ._numba_kernels import _twin
 
 __all__ = ["sum_rows"]
+
+
+@numba.njit(nogil=True, inline="always")
+def add_blocks(partial, out, count):
+    """out[c] = partial[0, c] + partial[1, c] + ... + partial[parts - 1, c], in block order, for
+    c < ``count`` (a block's row of ``partial`` may be longer)."""
+    for c in range(count):
+        out[c] = partial[0, c]
+    for k in range(1, partial.shape[0]):
+        for c in range(count):
+            out[c] += partial[k, c]
 
 
 def _sum_rows(dz, out, parts):
@@ -29,19 +41,7 @@ def _sum_rows(dz, out, parts):
             s = uint64(i * f)  # unsigned: no negative-index wraparound test, the adds vectorise
             for c in range(uint64(f)):
                 acc[c] += df[s + c]
-    for c in range(f):
-        out[c] = partial[0, c]
-    for k in range(1, parts):
-        for c in range(f):
-            out[c] += partial[k, c]
+    add_blocks(partial, out, f)
 
 
 sum_rows = _twin(_sum_rows)
-
-
-def parts(kernel, rows):
-    """The row blocks for ``kernel`` (a twin of :data:`sum_rows`): Numba's thread count for the
-    parallel twin, 1 (every row in order) for the serial one."""
-    import numba
-
-    return max(1, min(numba.get_num_threads(), rows)) if kernel is sum_rows[0] else 1

@@ -21,11 +21,11 @@ C-contiguous and of one float dtype (:mod:`.numpy_conv` checks).
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
 from ._numba_conv import _U, _run  # unsigned indices; the output run a window offset reads
+from ._numba_conv_bias import add_blocks  # the blocks' partial sums, added in order
 from ._numba_kernels import _twin
 
 __all__ = ["direct_conv2d", "direct_conv2d_grads"]
@@ -119,26 +119,9 @@ def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, to
                             for k in range(_U(hi - lo)):
                                 s += xf[start + k * step] * dzt[a + k]
                             acc[tap + q] = s
-    dk = dkernel.reshape(-1)
-    for t in range(taps * f):
-        dk[t] = partial[0, t]
-    for p in range(1, parts):
-        for t in range(taps * f):
-            dk[t] += partial[p, t]
+    add_blocks(partial, dkernel.reshape(-1), taps * f)
     if with_bias:
-        for q in range(f):
-            dbias[q] = partial_bias[0, q]
-        for p in range(1, parts):
-            for q in range(f):
-                dbias[q] += partial_bias[p, q]
+        add_blocks(partial_bias, dbias, f)
 
 
 direct_conv2d_grads = _twin(_direct_conv2d_grads, fastmath={"reassoc", "contract", "nsz"})
-
-
-def parts(kernel, rows):
-    """The row blocks for ``kernel`` (a twin of :data:`direct_conv2d_grads`): Numba's thread count
-    for the parallel twin, 1 (every row in order) for the serial one."""
-    import numba
-
-    return max(1, min(numba.get_num_threads(), rows)) if kernel is direct_conv2d_grads[0] else 1

@@ -55,6 +55,13 @@ def _twin(fn, **options):
     return parallel, serial
 
 
+def row_blocks(pair, kernel, rows):
+    """How many row blocks a kernel of :func:`_twin`'s ``pair`` that sums blocks on their own
+    should use: Numba's thread count (at most ``rows``) for the parallel twin, 1 (every row in
+    order) for the serial one."""
+    return max(1, min(numba.get_num_threads(), rows)) if kernel is pair[0] else 1
+
+
 # ---------------------------------------------------------------------- SGD
 @inline
 def sgd_element(w, g, v, lr, momentum, weight_decay, mode, has_decay, tiny):

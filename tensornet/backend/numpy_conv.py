@@ -7,6 +7,8 @@ windows of at most :data:`DIRECT_TAPS` taps (kh kw c), which :mod:`._numba_direc
 directly: no im2col matrix, the context of ``conv2d`` is the image x itself."""
 from __future__ import annotations
 
+import importlib
+
 import numpy
 
 _FLOATS = (numpy.dtype("float32"), numpy.dtype("float64"))
@@ -34,13 +36,12 @@ class NumpyConvOps:
     provides ``_kernels`` and ``_kernel``: the loaded Numba module and the parallel / serial choice)."""
 
     def _conv_kernel(self, name, size, *arrays, module="_numba_conv"):
+        """The kernel pair ``name`` of the Numba module ``module`` (in this package), through
+        ``_kernel``, for C-contiguous arrays whose first is a float array; else None."""
         nb = self._kernels()
         if nb is None or not _contiguous(*arrays) or arrays[0].dtype not in _FLOATS:
             return None
-        from . import _numba_conv, _numba_conv_bias
-
-        kernels = _numba_conv if module == "_numba_conv" else _numba_conv_bias
-        return self._kernel(getattr(kernels, name), size, *arrays)
+        return self._kernel(getattr(importlib.import_module("." + module, __package__), name), size, *arrays)
 
     def im2col(self, x, rows, cols, out=None):
         """The reference's im2col as one Numba pass."""
@@ -69,14 +70,10 @@ class NumpyConvOps:
         return super().col2im(dcols, x_shape, rows, cols, out=out)
 
     def _direct(self, name, size, *arrays):
-        """The :mod:`._numba_direct_conv` kernel ``name`` for C-contiguous arrays of one float dtype, else None."""
-        if self._kernels() is None or not _contiguous(*arrays) or arrays[0].dtype not in _FLOATS:
-            return None
+        """:mod:`._numba_direct_conv`'s kernel ``name`` (:meth:`_conv_kernel`), for arrays of one dtype."""
         if any(a.dtype != arrays[0].dtype for a in arrays):
             return None
-        from . import _numba_direct_conv
-
-        return self._kernel(getattr(_numba_direct_conv, name), size, *arrays)
+        return self._conv_kernel(name, size, *arrays, module="_numba_direct_conv")
 
     def conv2d(self, x, kernel, bias, rows, cols, out=None, cols_out=None):
         """The reference's z = im2col(x) @ K (+ bias); a window of at most :data:`DIRECT_TAPS`
@@ -96,7 +93,8 @@ class NumpyConvOps:
 
     def _direct_backward(self, dz, x, kernel, rows, cols, dx_out, dkernel_out, dbias_out, need_dx):
         """dK and dbias of a direct convolution (context x) in one pass; dx = col2im(dz K^T)."""
-        from . import _numba_direct_conv
+        from ._numba_direct_conv import direct_conv2d_grads
+        from ._numba_kernels import row_blocks
 
         f = kernel.shape[3]
         dz = numpy.ascontiguousarray(dz)
@@ -106,7 +104,7 @@ class NumpyConvOps:
         grads = self._direct("direct_conv2d_grads", dz.size * rows[0] * cols[0] * x.shape[3], x, dz, dk, db)
         if grads is None or dz.size != x.shape[0] * rows[5] * cols[5] * f or dk.shape != kernel.shape:
             return None
-        grads(x, dz, dk, db, dbias_out is not None, _numba_direct_conv.parts(grads, x.shape[0] * rows[5]),
+        grads(x, dz, dk, db, dbias_out is not None, row_blocks(direct_conv2d_grads, grads, x.shape[0] * rows[5]),
               *_axes(rows, cols))
         if dkernel_out is not None and dk is not dkernel_out:
             dkernel_out[...] = dk
@@ -139,9 +137,10 @@ class NumpyConvOps:
         if bias_kernel is None:
             return super().conv2d_backward(dz, patches, x_shape, kernel, rows, cols, dx_out=dx_out,
                                            dkernel_out=dkernel_out, dbias_out=dbias_out, need_dx=need_dx)
-        from . import _numba_conv_bias
+        from ._numba_conv_bias import sum_rows
+        from ._numba_kernels import row_blocks
 
-        bias_kernel(dz2, dbias_out, _numba_conv_bias.parts(bias_kernel, dz2.shape[0]))
+        bias_kernel(dz2, dbias_out, row_blocks(sum_rows, bias_kernel, dz2.shape[0]))
         dx, dkernel, _ = super().conv2d_backward(dz, patches, x_shape, kernel, rows, cols, dx_out=dx_out,
                                                  dkernel_out=dkernel_out, need_dx=need_dx)
         return dx, dkernel, dbias_out
