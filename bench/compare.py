@@ -16,7 +16,7 @@ the bias correction, PyTorch's after, and only a negligible epsilon makes the tw
   at batch 256, and 784-512-512-10 with BatchNormalization and Dropout(0.2) after each hidden
   layer (PyTorch: ``BatchNorm1d(eps=1e-3, momentum=0.01)``, Keras' defaults);
 - ``fmnist-epoch``: one whole Fashion-MNIST epoch (60,000 samples, batch 128, shuffled, loss and
-  accuracy) through ``fit`` against PyTorch's fastest idiomatic loop (a ``randperm`` each epoch,
+  accuracy), after a warm-up of 20 batches each, through ``fit`` against PyTorch's fastest idiomatic loop (a ``randperm`` each epoch,
   batches taken by indexing the tensors, loss and accuracy summed as tensors: no ``.item()``
   per batch) and, beside it, the ``DataLoader`` loop (``TensorDataset``, ``shuffle=True``);
 - the CNN rows ``cnn-small`` (Conv(8, 3, same)-pool-Conv(16, 3)-pool-Dense(10)) and ``mnist-cnn``
@@ -268,7 +268,14 @@ def run_step_case(name, sizes, batch, rounds, steps, warmup, optimizer="nesterov
             "tensornet_step": model.step_path}
 
 
+#: warm-up batches per trainer before the epoch case's timed epochs (compilation, first touch)
+EPOCH_WARMUP = 20
+
+
 def run_epoch_case(repeats, limit=None):
+    """The ``fmnist-epoch`` row: after :data:`EPOCH_WARMUP` batches each (a fresh process
+    compiles or loads tensornet's kernels there, PyTorch allocates), ``repeats`` timed epochs per
+    trainer, the order rotating each round; medians, and every epoch's seconds in ``epoch_s``."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -319,6 +326,12 @@ def run_epoch_case(repeats, limit=None):
         return float(sums[0]) / n
 
     trainers = (("tensornet", tensornet_epoch), ("torch", torch_epoch), ("torch_dataloader", torch_loader_epoch))
+    warm = min(n, EPOCH_WARMUP * batch)
+    model.fit(x[:warm], y_onehot[:warm], batch_size=batch, epochs=1, verbose=0)
+    for net, opt in ((fast_net, fast_opt), (loader_net, loader_opt)):
+        sums = [torch.zeros(()), torch.zeros((), dtype=torch.int64)]
+        for i in range(0, warm, batch):
+            torch_step(net, opt, xt[i:i + batch], yt[i:i + batch], sums)
     times = {label: [] for label, _ in trainers}
     losses = {label: [] for label, _ in trainers}
     for r in range(repeats):
@@ -329,7 +342,8 @@ def run_epoch_case(repeats, limit=None):
             times[label].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"case": name, "sizes": list(sizes), "batch": batch, "optimizer": optimizer, "block": "dense",
-            "samples": int(n), "median_s": med, "samples_per_s": {k: n / v for k, v in med.items()},
+            "samples": int(n), "warmup_batches": -(-warm // batch), "median_s": med, "epoch_s": times,
+            "samples_per_s": {k: n / v for k, v in med.items()},
             "ratio_vs_torch": med["tensornet"] / med["torch"],
             "ratio_vs_torch_dataloader": med["tensornet"] / med["torch_dataloader"], "epochs_timed": repeats,
             "first_epoch_loss": {k: v[0] for k, v in losses.items()}, "tensornet_step": model.step_path}
@@ -412,7 +426,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny counts, 2,000 samples (CNN rows: --cnn-samples 512 at most), no files")
     parser.add_argument("--cnn-samples", type=int, default=60000, help="images per timed epoch (CNN rows)")
-    parser.add_argument("--cnn-epochs", type=int, default=1, help="timed epochs per trainer (CNN rows)")
+    parser.add_argument("--cnn-epochs", type=int, default=2,
+                        help="timed epochs per trainer (CNN rows), the order alternating")
     parser.add_argument("--cnn-warmup", type=int, default=20, help="warm-up batches per trainer (CNN rows)")
     parser.add_argument("--cnn-profile-steps", type=int, default=40,
                         help="steps of the GEMM / convolution share measurement (CNN rows)")
@@ -435,6 +450,7 @@ def main(argv=None):
     rounds, steps, warmup = (2, 2, 2) if args.quick else (args.rounds, args.steps, 10)
     if args.quick:
         args.cnn_samples, args.cnn_warmup = min(args.cnn_samples, 512), min(args.cnn_warmup, 2)
+        args.cnn_epochs = min(args.cnn_epochs, 1)
         args.cnn_profile_steps = min(args.cnn_profile_steps, 2)
     if args.no_cnn:
         wanted = [name for name in wanted if name not in CNN_CASES]
