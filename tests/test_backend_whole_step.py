@@ -128,6 +128,29 @@ def test_float32_step_trains_as_the_layered_step():
         assert relative(a - w, b - w) < 1e-2
 
 
+def test_two_models_stepped_in_turn_each_train_as_their_layered_twin():
+    """The kernel's argument block is kept per set of arrays (_numba_step._block): two models
+    of other sizes and batch sizes, stepped in turn with fresh batch arrays each step, each end
+    where its own layered twin does (float64)."""
+    shapes = [((300, 256, 96, 10), 64), ((310, 300, 40, 7), 48)]
+    twins = [[build(sizes, dtype="float64", seed=seed) for _ in range(2)] for seed, (sizes, _) in enumerate(shapes)]
+    data = [batches(sizes, batch, dtype="float64", seed=seed) for seed, (sizes, batch) in enumerate(shapes)]
+    steps = [plan_or_skip(compiled, batch) for (compiled, _), (_, batch) in zip(twins, shapes)]
+    try:
+        for i in range(3):
+            for step, pair in zip(steps, data):
+                x, y = (a.copy() for a in pair[i])  # a new array each step: its address changes
+                assert step.takes(x, y)
+                step(x, y)
+    finally:
+        for compiled, _ in reversed(twins):
+            compiled.ops.finish()
+    for (compiled, layered), pairs in zip(twins, data):
+        run_steps(layered, pairs, False)
+        for a, b in zip(compiled.get_weights(), layered.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
+
+
 def test_odd_shapes_single_row_batches_and_a_one_unit_layer():
     """Fewer rows or units than threads (one thread gets none), and Flatten in front."""
     sizes = (300, 300, 1, 3)

@@ -357,29 +357,3 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
 def jobs(dtype, sparse=True, adam=False, while_waiting=None):
     """The addresses of :func:`callbacks`' two jobs."""
     return tuple(job.address for job in callbacks(dtype, sparse, adam, while_waiting))
-
-
-def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, probs, losses, rule, floats, state,
-                   has_decay=False, update=True, while_waiting=None):
-    """One training step of the network in ``table`` on the batch ``x`` (B, k0) with targets
-    ``y`` (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in
-    ``probs``, the gradients in ``grads``, the update in ``params`` and the optimizer's ``state``
-    -- ``(velocity,)`` for SGD (``rule`` 0, 1, 2: the ``sgd`` kernel's mode; ``has_decay``: weight
-    decay), ``(m, v)`` for Adam (``rule`` :data:`ADAM`) -- with the scalars in ``floats``
-    (float64, :data:`FLOAT_SLOTS`). With ``update`` False the gradients are made and nothing is
-    updated. ``losses`` (float64, one per thread) receives each thread's loss sum; returns their
-    sum. Every array must be C-contiguous: the jobs read them in place. ``while_waiting``: as
-    :func:`callbacks`' (the first call compiles the jobs)."""
-    rows_job, weights_job = jobs(params.dtype, sparse, rule == ADAM, while_waiting)
-    velocity, m, v = (state[0], params, params) if rule != ADAM else (params, state[0], state[1])
-    args = np.array([gemm, x.ctypes.data, y.ctypes.data, labels.ctypes.data, params.ctypes.data, grads.ctypes.data,
-                     velocity.ctypes.data, m.ctypes.data, v.ctypes.data, table.ctypes.data, acts.ctypes.data,
-                     dz.ctypes.data, probs.ctypes.data, losses.ctypes.data, floats.ctypes.data, x.shape[0], x.shape[1],
-                     y.shape[0], probs.shape[1], labels.shape[0], table.shape[0], params.shape[0],
-                     min(velocity.shape[0], m.shape[0], v.shape[0]), acts.shape[0], int(sparse), rule,
-                     int(has_decay), int(update)], np.int64)
-    threads = np.int32(losses.shape[0])
-    block = np.uint64(args.ctypes.data)
-    run_jobs(np.uint64(rows_job), threads, np.uint64(0), block, threads)
-    run_jobs(np.uint64(weights_job), threads, np.uint64(0), block, threads)
-    return losses.sum()

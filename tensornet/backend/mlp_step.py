@@ -1,6 +1,6 @@
 """The NumPy backend's compiled whole training step of a Dense network with SGD or Adam, as a
 callable: :func:`compiled_mlp_step` says whether it can run now and returns a :class:`MlpStep`,
-which calls :func:`._numba_step.mlp_train_step` on MKL's GEMM and the shared thread pool.
+which calls :func:`._numba_step_call.mlp_train_step` on MKL's GEMM and the shared thread pool.
 :mod:`.numpy_whole_step` decides which models it trains.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def compiled_mlp_step(ops, dtype, largest_macs):
 
 class MlpStep:
     """``run(x, target, params, grads, table, acts, dz, probs, rule, update=True)``: one training
-    step of the network in ``table`` (the arrays of :func:`._numba_step.mlp_train_step`) with the
+    step of the network in ``table`` (the arrays of :func:`._numba_step_call.mlp_train_step`) with the
     update the optimizer's description ``rule`` names -- SGD (``momentum``, ``nesterov``,
     ``weight_decay``, its ``velocity``, which may be None without momentum) or Adam (``beta_1``,
     ``beta_2``, ``epsilon``, its ``m`` and ``v``; ``alpha`` from the step count ``rule["t"]``) --
@@ -51,9 +51,9 @@ class MlpStep:
     the layered step)."""
 
     def __init__(self, blas_threads, gemm, dtype):
-        from . import _numba_step
+        from . import _numba_step, _numba_step_call
 
-        self._kernel, self._blas_threads, self._gemm = _numba_step.mlp_train_step, blas_threads, gemm
+        self._kernel, self._blas_threads, self._gemm = _numba_step_call.mlp_train_step, blas_threads, gemm
         self._adam = _numba_step.ADAM
         self._cast, self._tiny = dtype.type, float(numpy.finfo(dtype).tiny)
         self._losses = numpy.zeros(blas_threads.threads)

@@ -1,7 +1,8 @@
 """The NumPy backend's whole training step: forward, softmax cross-entropy, backward and the SGD
-or Adam update of a Dense network in one compiled call (:func:`._numba_step.mlp_train_step`), on MKL and the
-shared thread pool. :meth:`NumpyBackend.training_step` returns it for every model it serves and
-the layered step (:class:`.training_step.LayeredStep`) for the others, with the reason.
+or Adam update of a Dense network in one compiled call
+(:func:`._numba_step_call.mlp_train_step`), on MKL and the shared thread pool.
+:meth:`NumpyBackend.training_step` returns it for every model it serves and the layered step
+(:class:`.training_step.LayeredStep`) for the others, with the reason.
 
 The layered step calls the backend once per layer and phase; on the CPU the Python and the
 element-wise passes over data another core's product just wrote cost a quarter to a third of
