@@ -422,11 +422,11 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="steps per trainer per round (at most)")
     parser.add_argument("--block-seconds", type=float, default=0.3,
                         help="cut a trainer's block of steps to about this long (more rounds, same step count); 0: never")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per trainer (epoch case)")
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per trainer (epoch case)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny counts, 2,000 samples (CNN rows: --cnn-samples 512 at most), no files")
     parser.add_argument("--cnn-samples", type=int, default=60000, help="images per timed epoch (CNN rows)")
-    parser.add_argument("--cnn-epochs", type=int, default=2,
+    parser.add_argument("--cnn-epochs", type=int, default=4,
                         help="timed epochs per trainer (CNN rows), the order alternating")
     parser.add_argument("--cnn-warmup", type=int, default=20, help="warm-up batches per trainer (CNN rows)")
     parser.add_argument("--cnn-profile-steps", type=int, default=40,
@@ -485,6 +485,11 @@ def main(argv=None):
               f"({res['steps_per_block']} steps a block)" for res in results if res.get("ratio_per_round_quartiles")]
     if spread:
         footer += "\nratio per round, quartiles: " + "; ".join(spread)
+    paired = [f"{res['case']} " + ", ".join(f"{a / b:.2f}" for a, b in zip(res["epoch_s"]["tensornet"],
+                                                                           res["epoch_s"]["torch"]))
+              for res in results if res.get("epoch_s")]
+    if paired:  # epoch r of each trainer ran one after the other
+        footer += "\nepoch by epoch, tensornet / torch: " + "; ".join(paired)
     footer += "\ntensornet's step: " + "; ".join(f"{res['case']} {res['tensornet_step']}" for res in results
                                                 if res.get("tensornet_step"))
     footer += f"\nload average after: {'/'.join(f'{v:.2f}' for v in load_after)}"
