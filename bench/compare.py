@@ -16,9 +16,10 @@ the bias correction, PyTorch's after, and only a negligible epsilon makes the tw
   at batch 256, and 784-512-512-10 with BatchNormalization and Dropout(0.2) after each hidden
   layer (PyTorch: ``BatchNorm1d(eps=1e-3, momentum=0.01)``, Keras' defaults);
 - ``fmnist-epoch``: one whole Fashion-MNIST epoch (60,000 samples, batch 128, shuffled, loss and
-  accuracy), after a warm-up of 20 batches each, through ``fit`` against PyTorch's fastest idiomatic loop (a ``randperm`` each epoch,
-  batches taken by indexing the tensors, loss and accuracy summed as tensors: no ``.item()``
-  per batch) and, beside it, the ``DataLoader`` loop (``TensorDataset``, ``shuffle=True``);
+  accuracy), after a warm-up of 20 batches each, through ``fit`` against PyTorch's fastest
+  idiomatic loop (a ``randperm`` each epoch, batches taken by indexing the tensors, loss and
+  accuracy summed as tensors: no ``.item()`` per batch) and, beside it, the ``DataLoader`` loop
+  (``TensorDataset``, ``shuffle=True``);
 - the CNN rows ``cnn-small`` (Conv(8, 3, same)-pool-Conv(16, 3)-pool-Dense(10)) and ``mnist-cnn``
   (Keras' mnist_cnn), batch 128: one Fashion-MNIST epoch of ``fit`` after a warm-up against the
   idiomatic PyTorch CPU loop for the same network and weights, interleaved, with the share of

@@ -128,25 +128,33 @@ def test_float32_step_trains_as_the_layered_step():
         assert relative(a - w, b - w) < 1e-2
 
 
-def test_two_models_stepped_in_turn_each_train_as_their_layered_twin():
-    """The kernel's argument block is kept per set of arrays (_numba_step._block): two models
-    of other sizes and batch sizes, stepped in turn with fresh batch arrays each step, each end
-    where its own layered twin does (float64)."""
-    shapes = [((300, 256, 96, 10), 64), ((310, 300, 40, 7), 48)]
+def test_batch_sizes_in_turn_and_two_models_train_as_their_layered_twins():
+    """The kernel's argument block is kept per set of arrays (_numba_step_call._block): a model
+    stepped with two batch sizes in turn (two sets of workspaces), beside a second model, each
+    batch a fresh array (a new address), ends where its layered twin does (float64)."""
+    shapes = [((300, 256, 96, 10), (64, 37)), ((310, 300, 40, 7), (48, 48))]
     twins = [[build(sizes, dtype="float64", seed=seed) for _ in range(2)] for seed, (sizes, _) in enumerate(shapes)]
-    data = [batches(sizes, batch, dtype="float64", seed=seed) for seed, (sizes, batch) in enumerate(shapes)]
-    steps = [plan_or_skip(compiled, batch) for (compiled, _), (_, batch) in zip(twins, shapes)]
+    data = [[pair for i in range(3) for pair in (batches(sizes, sizes_of_batch[0], count=1, dtype="float64",
+                                                         seed=10 * seed + i)
+                                                 + batches(sizes, sizes_of_batch[1], count=1, dtype="float64",
+                                                           seed=10 * seed + i + 5))]
+            for seed, (sizes, sizes_of_batch) in enumerate(shapes)]
+    steps = [plan_or_skip(compiled, batch[0]) for (compiled, _), (_, batch) in zip(twins, shapes)]
+    seen = [[], []]
     try:
-        for i in range(3):
-            for step, pair in zip(steps, data):
-                x, y = (a.copy() for a in pair[i])  # a new array each step: its address changes
+        for i in range(6):
+            for step, pairs, out in zip(steps, data, seen):
+                x, y = (a.copy() for a in pairs[i])
                 assert step.takes(x, y)
-                step(x, y)
+                probs, loss = step(x, y)
+                out.append((probs.copy(), float(loss)))
     finally:
         for compiled, _ in reversed(twins):
             compiled.ops.finish()
-    for (compiled, layered), pairs in zip(twins, data):
-        run_steps(layered, pairs, False)
+    for (compiled, layered), pairs, out in zip(twins, data, seen):
+        for (probs, loss), (probs_ref, loss_ref, _) in zip(out, run_steps(layered, pairs, False)):
+            np.testing.assert_allclose(probs, probs_ref, rtol=1e-10, atol=1e-15)
+            assert loss == pytest.approx(loss_ref, rel=1e-12)
         for a, b in zip(compiled.get_weights(), layered.get_weights()):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
 

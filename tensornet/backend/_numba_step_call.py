@@ -4,8 +4,9 @@ jobs read (:data:`._numba_step.ARGS` names the slots) and their launch on the sh
 Why a block kept from step to step: a step's Python around the two launches is overhead on every
 batch of ``fit``. Most slots -- the addresses of the parameters, gradients, optimizer state and
 workspaces, and their sizes -- stay the same for as long as those arrays live, so the block is
-made once per set of arrays (found by their identities) and a call fills in only the batch's
-slots (:data:`PER_CALL`); the jobs' addresses are looked up once per kind of step.
+made once per set of arrays (found by their identities, in a dict the caller owns: a model's
+step keeps its own, which goes with it) and a call fills in only the batch's slots
+(:data:`PER_CALL`); the jobs' addresses are looked up once per kind of step.
 """
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ __all__ = ["mlp_train_step"]
 PER_CALL = [X, Y, LABELS, BATCH, FAN_IN0, Y_ROWS, LABEL_COUNT, SPARSE, RULE, HAS_DECAY, UPDATE]
 #: The address slots of the arrays that stay from step to step, in :func:`_block`'s order.
 FIXED = [PARAMS, GRADS, VELOCITY, M, V, TABLE, ACTS, DZ, PROBS, LOSSES, FLOATS]
-#: Blocks kept at most (one per model and batch size in use).
-KEPT_BLOCKS = 16
+#: Blocks a caller's dict keeps at most (one per batch size in use).
+KEPT_BLOCKS = 8
 
-_addresses, _blocks = {}, {}
+_addresses = {}
 
 
 def _jobs(dtype, sparse, adam, while_waiting):
@@ -36,25 +37,26 @@ def _jobs(dtype, sparse, adam, while_waiting):
     return _addresses[key]
 
 
-def _block(gemm, *fixed):
-    """The argument block of the arrays ``fixed`` (those of :data:`FIXED`' slots, in order),
-    made once per set of arrays: they are held with it, so their identities stay theirs."""
+def _block(blocks, gemm, *fixed):
+    """The argument block of the arrays ``fixed`` (those of :data:`FIXED`' slots, in order), made
+    once per set of arrays and kept in ``blocks``: the arrays are held with it, so their
+    identities stay theirs."""
     key = (gemm,) + tuple(map(id, fixed))
-    if key not in _blocks:
-        if len(_blocks) >= KEPT_BLOCKS:  # another model or batch size: forget the oldest
-            del _blocks[next(iter(_blocks))]
+    if key not in blocks:
+        if len(blocks) >= KEPT_BLOCKS:  # another batch size: forget the oldest
+            del blocks[next(iter(blocks))]
         params, velocity, m, v, table, acts, probs = (fixed[i] for i in (0, 2, 3, 4, 5, 6, 8))
         args = np.zeros(len(ARGS), np.int64)
         args[FIXED] = [array.ctypes.data for array in fixed]
         args[[GEMM, Y_COLS, LAYERS, PARAM_SIZE, STATE_SIZE, ACT_SIZE]] = (
             gemm, probs.shape[1], table.shape[0], params.shape[0], min(velocity.shape[0], m.shape[0], v.shape[0]),
             acts.shape[0])
-        _blocks[key] = (args, fixed)
-    return _blocks[key][0]
+        blocks[key] = (args, fixed)
+    return blocks[key][0]
 
 
 def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, probs, losses, rule, floats, state,
-                   has_decay=False, update=True, while_waiting=None):
+                   has_decay=False, update=True, while_waiting=None, blocks=None):
     """One training step of the network in ``table`` on the batch ``x`` (B, k0) with targets
     ``y`` (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in
     ``probs``, the gradients in ``grads``, the update in ``params`` and the optimizer's ``state``
@@ -63,10 +65,12 @@ def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, p
     ``floats`` (float64, :data:`._numba_step.FLOAT_SLOTS`). With ``update`` False the gradients
     are made and nothing is updated. ``losses`` (float64, one per thread) receives each thread's
     loss sum; returns their sum. Every array must be C-contiguous: the jobs read them in place.
-    ``while_waiting``: as :func:`._numba_step.callbacks`' (the first call compiles the jobs)."""
+    ``while_waiting``: as :func:`._numba_step.callbacks`' (the first call compiles the jobs).
+    ``blocks``: the caller's dict of argument blocks (None: a new block for this call)."""
     rows_job, weights_job = _jobs(params.dtype, sparse, rule == ADAM, while_waiting)
     velocity, m, v = (state[0], params, params) if rule != ADAM else (params, state[0], state[1])
-    args = _block(gemm, params, grads, velocity, m, v, table, acts, dz, probs, losses, floats)
+    args = _block({} if blocks is None else blocks, gemm, params, grads, velocity, m, v, table, acts, dz, probs,
+                  losses, floats)
     args[PER_CALL] = (x.ctypes.data, y.ctypes.data, labels.ctypes.data, x.shape[0], x.shape[1], y.shape[0],
                       labels.shape[0], int(sparse), rule, int(has_decay), int(update))
     threads = np.int32(losses.shape[0])

@@ -59,6 +59,7 @@ class MlpStep:
         self._losses = numpy.zeros(blas_threads.threads)
         self._floats = numpy.zeros(len(_numba_step.FLOAT_SLOTS))
         self._no_labels, self._no_targets = numpy.zeros(0, numpy.int64), numpy.zeros((0, 0), dtype)
+        self._blocks = {}  # the kernel's argument blocks, one per set of arrays (_numba_step_call)
 
     @property
     def ready(self) -> bool:
@@ -80,5 +81,5 @@ class MlpStep:
             code = 0 if not momentum else (2 if rule["nesterov"] else 1)
             state, has_decay = (params if rule["velocity"] is None else rule["velocity"],), bool(rule["weight_decay"])
         total = self._kernel(self._gemm, x, targets, labels, sparse, params, grads, table, acts, dz, probs,
-                             self._losses, code, floats, state, has_decay, update, while_waiting)
+                             self._losses, code, floats, state, has_decay, update, while_waiting, self._blocks)
         return self._cast(total)
