@@ -134,11 +134,11 @@ def test_batch_sizes_in_turn_and_two_models_train_as_their_layered_twins():
     batch a fresh array (a new address), ends where its layered twin does (float64)."""
     shapes = [((300, 256, 96, 10), (64, 37)), ((310, 300, 40, 7), (48, 48))]
     twins = [[build(sizes, dtype="float64", seed=seed) for _ in range(2)] for seed, (sizes, _) in enumerate(shapes)]
-    data = [[pair for i in range(3) for pair in (batches(sizes, sizes_of_batch[0], count=1, dtype="float64",
-                                                         seed=10 * seed + i)
-                                                 + batches(sizes, sizes_of_batch[1], count=1, dtype="float64",
-                                                           seed=10 * seed + i + 5))]
-            for seed, (sizes, sizes_of_batch) in enumerate(shapes)]
+    data = []  # per model: its two batch sizes alternating, three batches of each
+    for seed, (sizes, (first, second)) in enumerate(shapes):
+        pairs = zip(batches(sizes, first, dtype="float64", seed=seed),
+                    batches(sizes, second, dtype="float64", seed=seed + 5))
+        data.append([pair for both in pairs for pair in both])
     steps = [plan_or_skip(compiled, batch[0]) for (compiled, _), (_, batch) in zip(twins, shapes)]
     seen = [[], []]
     try:

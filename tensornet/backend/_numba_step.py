@@ -354,6 +354,13 @@ def callbacks(dtype, sparse=True, adam=False, while_waiting=None):
     return tuple(_JOBS[key] for key in keys)
 
 
+#: :func:`jobs`' answers, by (dtype, sparse, adam): a step asks for them on every batch.
+_ADDRESSES = {}
+
+
 def jobs(dtype, sparse=True, adam=False, while_waiting=None):
-    """The addresses of :func:`callbacks`' two jobs."""
-    return tuple(job.address for job in callbacks(dtype, sparse, adam, while_waiting))
+    """The addresses of :func:`callbacks`' two jobs (looked up there once per kind of step)."""
+    key = (np.dtype(dtype), bool(sparse), bool(adam))
+    if key not in _ADDRESSES:
+        _ADDRESSES[key] = tuple(job.address for job in callbacks(dtype, sparse, adam, while_waiting))
+    return _ADDRESSES[key]

@@ -6,7 +6,7 @@ batch of ``fit``. Most slots -- the addresses of the parameters, gradients, opti
 workspaces, and their sizes -- stay the same for as long as those arrays live, so the block is
 made once per set of arrays (found by their identities, in a dict the caller owns: a model's
 step keeps its own, which goes with it) and a call fills in only the batch's slots
-(:data:`PER_CALL`); the jobs' addresses are looked up once per kind of step.
+(:data:`PER_CALL`).
 """
 from __future__ import annotations
 
@@ -26,26 +26,15 @@ FIXED = [PARAMS, GRADS, VELOCITY, M, V, TABLE, ACTS, DZ, PROBS, LOSSES, FLOATS]
 #: Blocks a caller's dict keeps at most (one per batch size in use).
 KEPT_BLOCKS = 8
 
-_addresses = {}
 
-
-def _jobs(dtype, sparse, adam, while_waiting):
-    """:func:`._numba_step.jobs`' two addresses, looked up once per (dtype, sparse, adam)."""
-    key = (dtype, bool(sparse), bool(adam))
-    if key not in _addresses:
-        _addresses[key] = jobs(dtype, sparse, adam, while_waiting)
-    return _addresses[key]
-
-
-def _block(blocks, gemm, *fixed):
-    """The argument block of the arrays ``fixed`` (those of :data:`FIXED`' slots, in order), made
-    once per set of arrays and kept in ``blocks``: the arrays are held with it, so their
-    identities stay theirs."""
+def _block(blocks, gemm, params, grads, velocity, m, v, table, acts, dz, probs, losses, floats):
+    """The argument block of these arrays (:data:`FIXED`' slots), made once per set of arrays
+    and kept in ``blocks``: the arrays are held with it, so their identities stay theirs."""
+    fixed = (params, grads, velocity, m, v, table, acts, dz, probs, losses, floats)
     key = (gemm,) + tuple(map(id, fixed))
     if key not in blocks:
         if len(blocks) >= KEPT_BLOCKS:  # another batch size: forget the oldest
             del blocks[next(iter(blocks))]
-        params, velocity, m, v, table, acts, probs = (fixed[i] for i in (0, 2, 3, 4, 5, 6, 8))
         args = np.zeros(len(ARGS), np.int64)
         args[FIXED] = [array.ctypes.data for array in fixed]
         args[[GEMM, Y_COLS, LAYERS, PARAM_SIZE, STATE_SIZE, ACT_SIZE]] = (
@@ -56,7 +45,7 @@ def _block(blocks, gemm, *fixed):
 
 
 def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, probs, losses, rule, floats, state,
-                   has_decay=False, update=True, while_waiting=None, blocks=None):
+                   blocks, has_decay=False, update=True, while_waiting=None):
     """One training step of the network in ``table`` on the batch ``x`` (B, k0) with targets
     ``y`` (B, n_last; ``labels`` (B,) when ``sparse``): the softmax ``probs`` are left in
     ``probs``, the gradients in ``grads``, the update in ``params`` and the optimizer's ``state``
@@ -65,12 +54,11 @@ def mlp_train_step(gemm, x, y, labels, sparse, params, grads, table, acts, dz, p
     ``floats`` (float64, :data:`._numba_step.FLOAT_SLOTS`). With ``update`` False the gradients
     are made and nothing is updated. ``losses`` (float64, one per thread) receives each thread's
     loss sum; returns their sum. Every array must be C-contiguous: the jobs read them in place.
-    ``while_waiting``: as :func:`._numba_step.callbacks`' (the first call compiles the jobs).
-    ``blocks``: the caller's dict of argument blocks (None: a new block for this call)."""
-    rows_job, weights_job = _jobs(params.dtype, sparse, rule == ADAM, while_waiting)
+    ``blocks``: the caller's dict of argument blocks (:func:`_block`). ``while_waiting``: as
+    :func:`._numba_step.callbacks`' (the first call compiles the jobs)."""
+    rows_job, weights_job = jobs(params.dtype, sparse, rule == ADAM, while_waiting)
     velocity, m, v = (state[0], params, params) if rule != ADAM else (params, state[0], state[1])
-    args = _block({} if blocks is None else blocks, gemm, params, grads, velocity, m, v, table, acts, dz, probs,
-                  losses, floats)
+    args = _block(blocks, gemm, params, grads, velocity, m, v, table, acts, dz, probs, losses, floats)
     args[PER_CALL] = (x.ctypes.data, y.ctypes.data, labels.ctypes.data, x.shape[0], x.shape[1], y.shape[0],
                       labels.shape[0], int(sparse), rule, int(has_decay), int(update))
     threads = np.int32(losses.shape[0])

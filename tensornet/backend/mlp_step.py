@@ -81,5 +81,5 @@ class MlpStep:
             code = 0 if not momentum else (2 if rule["nesterov"] else 1)
             state, has_decay = (params if rule["velocity"] is None else rule["velocity"],), bool(rule["weight_decay"])
         total = self._kernel(self._gemm, x, targets, labels, sparse, params, grads, table, acts, dz, probs,
-                             self._losses, code, floats, state, has_decay, update, while_waiting, self._blocks)
+                             self._losses, code, floats, state, self._blocks, has_decay, update, while_waiting)
         return self._cast(total)
