@@ -34,7 +34,7 @@ import os
 
 import numpy
 
-from . import fast_path, mkl_blas, numpy_whole_step, shared_pool
+from . import fast_path, huge_pages, mkl_blas, numpy_whole_step, shared_pool
 from .base import Backend
 from .blas_library import numpy_blas_controller
 from .blas_threads import MKL_HALVES_MACS, MKL_SIDE_BY_SIDE_MACS, SMALL_PRODUCT_MACS, BlasThreads
@@ -144,6 +144,11 @@ class NumpyBackend(NumpyBatchNormOps, NumpyOptimizerOps, NumpyConvOps, Backend):
                     or not array.flags.c_contiguous):
                 return None
         return self._kernel(pair, w.size, w, *arrays)
+
+    def flat_zeros(self, size, dtype="float32"):
+        """:meth:`ArrayOps.flat_zeros` on huge pages where it spans one (:func:`.huge_pages.zeros`)."""
+        buffer = huge_pages.zeros(size, dtype)
+        return buffer if buffer is not None else super().flat_zeros(size, dtype)
 
     # ------------------------------------------------------------------ gathers
     def take_rows(self, x, index, out=None):
