@@ -59,7 +59,8 @@ TORCH_OPS = ("conv", "mm", "addmm", "max_pool", "linear")
 
 
 # ---------------------------------------------------------------------- networks
-def build_tensornet(name, seed=0):
+def build_tensornet(name, seed=0, backend=None):
+    """The network ``name`` compiled with SGD (momentum) on ``backend`` (None: the default one)."""
     if name == "cnn-small":
         layers = [Conv2D(8, 3, padding="same", activation="relu", input_shape=(28, 28, 1)), MaxPooling2D(),
                   Conv2D(16, 3, activation="relu"), MaxPooling2D(), Flatten(), Dense(10, activation="softmax")]
@@ -69,7 +70,7 @@ def build_tensornet(name, seed=0):
                   Dense(10, activation="softmax")]
     model = Sequential(layers, seed=seed)
     model.compile(optimizer=SGD(lr=LR, momentum=MOMENTUM), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], backend=backend)
     return model
 
 

@@ -1,5 +1,6 @@
-"""tensornet.backend.huge_pages: zeroed, aligned, writable buffers that hold their mapping, and
-the flat parameter, gradient and optimizer-state buffers of a NumPy-backend model made by it."""
+"""tensornet.backend.huge_pages: zeroed, aligned, writable buffers that hold their mapping; the
+flat parameter, gradient and optimizer-state buffers, layer workspaces and scratch buffers of a
+NumPy-backend model made by it."""
 import copy
 import gc
 import pickle
@@ -49,8 +50,17 @@ def test_large_buffer_is_zero_aligned_writable_and_contiguous(dtype):
 
 def test_small_buffer_is_left_to_the_backend():
     assert huge_pages.zeros(1000, "float32") is None
-    a = NumpyBackend().flat_zeros(1000, "float32")
+    a = NumpyBackend().lasting_zeros((1000,), "float32")
     assert a.shape == (1000,) and a.dtype == np.float32 and not a.any() and a.base is None
+
+
+@needs_huge_pages
+def test_shapes_and_dtypes_as_asked():
+    a = huge_pages.zeros((3 * 1024, 1024), "bool")
+    assert a.shape == (3 * 1024, 1024) and a.dtype == np.bool_ and not a.any()
+    b = huge_pages.zeros((600, 7, 250), "float32")
+    assert b.shape == (600, 7, 250) and b.flags.c_contiguous and b.ctypes.data % huge_pages.HUGE_PAGE == 0
+    assert huge_pages.zeros((2, 3), "float32") is None
 
 
 @needs_huge_pages
@@ -75,7 +85,7 @@ def test_pickle_and_deepcopy_copy_the_values():
 def test_switched_off_by_the_environment(monkeypatch):
     monkeypatch.setenv("TENSORNET_HUGE_PAGES", "0")
     assert not huge_pages.enabled() and huge_pages.zeros(LARGE, "float32") is None
-    a = NumpyBackend().flat_zeros(LARGE, "float32")
+    a = NumpyBackend().lasting_zeros(LARGE, "float32")
     assert a.shape == (LARGE,) and a.base is None and not a.any()
 
 
@@ -113,9 +123,28 @@ def test_model_buffers_on_huge_pages_train_as_on_ordinary_pages(monkeypatch, opt
         state = next(iter(model.optimizer.state.values()))
         for buffer in (params, grads, *state.values()):
             assert buffer.dtype == np.float32 and buffer.ndim == 1
-            on_mapping = buffer.base is not None and buffer.ctypes.data % huge_pages.HUGE_PAGE == 0
-            assert on_mapping == (setting == "1" and huge_pages.enabled())
+            assert aligned(buffer) == (setting == "1" and huge_pages.enabled())
         model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
         weights[setting] = model.get_weights()
     for a, b in zip(weights["1"], weights["0"]):
         np.testing.assert_array_equal(a, b)
+
+
+def aligned(buffer):
+    return buffer.base is not None and buffer.ctypes.data % huge_pages.HUGE_PAGE == 0
+
+
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_layer_workspaces_and_scratch_buffers(monkeypatch, setting):
+    """Large workspaces and scratch buffers are huge-page buffers, reused from call to call;
+    small ones (and every one with ``TENSORNET_HUGE_PAGES=0``) are ordinary arrays."""
+    monkeypatch.setenv("TENSORNET_HUGE_PAGES", setting)
+    ops = NumpyBackend()
+    layer = Dense(8)
+    layer.build((16,), ops=ops, dtype="float32")
+    for buffer, large in ((layer.workspace("t", (1024, 1024)), True), (layer.workspace("s", (4, 4)), False),
+                          (ops.scratch(("k",), (700, 1024), "float32"), True), (ops.scratch(("m",), (3,), "bool"), False)):
+        assert not buffer.any()
+        assert aligned(buffer) == (large and setting == "1" and huge_pages.enabled())
+    assert layer.workspace("t", (1024, 1024)) is layer.workspace("t", (1024, 1024))
+    assert ops.scratch(("k",), (700, 1024), "float32") is ops.scratch(("k",), (700, 1024), "float32")

@@ -44,11 +44,11 @@ class ArrayOps:
     def zeros(self, shape, dtype="float32"):
         return self.xp.zeros(shape, dtype=dtype)
 
-    def flat_zeros(self, size, dtype="float32"):
-        """A zeroed 1-d buffer of ``size`` elements that lives as long as the model: its flat
-        parameters, gradients and optimizer state. The NumPy backend puts large ones on huge
-        pages (:mod:`.huge_pages`)."""
-        return self.xp.zeros((size,), dtype=dtype)
+    def lasting_zeros(self, shape, dtype="float32"):
+        """A zeroed buffer kept from step to step: a model's flat parameters, gradients and
+        optimizer state, its layers' workspaces, the backend's scratch buffers. The NumPy
+        backend puts large ones on huge pages (:mod:`.huge_pages`)."""
+        return self.xp.zeros(shape, dtype=dtype)
 
     def copy(self, x):
         return self.xp.array(x, copy=True)

@@ -68,7 +68,7 @@ class Backend(ArrayOps, ActivationOps, LossOps, OptimizerOps, MergeOps, ConvOps)
         """A reusable work buffer identified by ``key``; reallocated only when shape/dtype change."""
         buffer = self._scratch_buffers.get(key)
         if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
-            buffer = self.xp.empty(shape, dtype=dtype)
+            buffer = self.lasting_zeros(shape, dtype)
             self._scratch_buffers[key] = buffer
         return buffer
 

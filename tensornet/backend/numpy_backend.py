@@ -145,10 +145,10 @@ class NumpyBackend(NumpyBatchNormOps, NumpyOptimizerOps, NumpyConvOps, Backend):
                 return None
         return self._kernel(pair, w.size, w, *arrays)
 
-    def flat_zeros(self, size, dtype="float32"):
-        """:meth:`ArrayOps.flat_zeros` on huge pages where it spans one (:func:`.huge_pages.zeros`)."""
-        buffer = huge_pages.zeros(size, dtype)
-        return buffer if buffer is not None else super().flat_zeros(size, dtype)
+    def lasting_zeros(self, shape, dtype="float32"):
+        """:meth:`ArrayOps.lasting_zeros` on huge pages where it spans one (:func:`.huge_pages.zeros`)."""
+        buffer = huge_pages.zeros(shape, dtype)
+        return buffer if buffer is not None else super().lasting_zeros(shape, dtype)
 
     # ------------------------------------------------------------------ gathers
     def take_rows(self, x, index, out=None):

@@ -29,7 +29,7 @@ class ParameterStore:
                 self.slots.append((layer, name, tuple(shape), dtype, offset))
                 size = math.prod(shape)
                 sizes[dtype] = offset + -(-size // ALIGN) * ALIGN
-        self.groups = {dtype: (ops.flat_zeros(size, dtype), ops.flat_zeros(size, dtype))
+        self.groups = {dtype: (ops.lasting_zeros((size,), dtype), ops.lasting_zeros((size,), dtype))
                        for dtype, size in sizes.items()}
         for layer, name, shape, dtype, offset in self.slots:
             params, grads = self.groups[dtype]

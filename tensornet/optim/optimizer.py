@@ -88,7 +88,7 @@ class Optimizer:
         for dtype, (params, _) in store.groups.items():
             buffers = {}
             for name, initial in self.state_spec():
-                buffer = store.ops.flat_zeros(params.shape[0], dtype)
+                buffer = store.ops.lasting_zeros(params.shape, dtype)
                 if initial:
                     buffer += initial
                 buffers[name] = buffer

@@ -157,7 +157,7 @@ class Layer:
         key = (tag, tuple(shape))
         buffer = self._workspaces.get(key)
         if buffer is None:
-            buffer = self._workspaces[key] = self.ops.empty(shape, self.dtype)
+            buffer = self._workspaces[key] = self.ops.lasting_zeros(shape, self.dtype)
         return buffer
 
     def release_workspaces(self):
