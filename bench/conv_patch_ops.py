@@ -1,11 +1,13 @@
 """Per-op timer of the NumPy backend's convolution and pooling kernels on the shapes of
-bench/compare_cnn.py's two networks (batch 128): each op of this tree against a baseline,
+bench/compare_cnn.py's two networks (batch 128), and of the direct convolution on their first
+layers and on an RGB one (32x32x3 into 32 filters): each op of this tree against a baseline,
 interleaved in one process, median milliseconds over ``--rounds`` rounds.
 
-The baseline is another revision's ``tensornet/backend/_numba_conv.py`` (``--baseline``, a git
-revision, default ``main``) with that revision's dispatch: the reference (ConvOps) for
-im2col / col2im under ``--min-channels`` channels and for average pooling and the bias
-gradient (``numpy.add.reduce``), its Numba kernels otherwise.
+The baseline is another revision's ``tensornet/backend/_numba_conv.py`` and
+``_numba_direct_conv.py`` (``--baseline``, a git revision, default ``main``) with that
+revision's dispatch: the reference (ConvOps) for im2col / col2im under ``--min-channels``
+channels and for average pooling and the bias gradient (``numpy.add.reduce``), its Numba
+kernels otherwise.
 
     python bench/conv_patch_ops.py --rounds 15
 """
@@ -28,20 +30,22 @@ from tensornet.backend.numpy_backend import NumpyBackend
 from tensornet.backend.numpy_conv import _axes
 
 
-def _baseline_module(revision):
-    source = subprocess.run(["git", "show", f"{revision}:tensornet/backend/_numba_conv.py"], check=True,
+def _baseline_module(revision, name="_numba_conv"):
+    """``tensornet/backend/<name>.py`` as it is at ``revision``, loaded beside this tree's modules
+    (its relative imports made absolute)."""
+    source = subprocess.run(["git", "show", f"{revision}:tensornet/backend/{name}.py"], check=True,
                             capture_output=True, text=True).stdout
-    source = source.replace("from ._numba_kernels import", "from tensornet.backend._numba_kernels import")
-    path = os.path.join(tempfile.mkdtemp(), "_numba_conv_baseline.py")
+    source = source.replace("from ._numba", "from tensornet.backend._numba")
+    path = os.path.join(tempfile.mkdtemp(), f"{name}_baseline.py")
     with open(path, "w") as handle:
         handle.write(source)
-    spec = importlib.util.spec_from_file_location("_numba_conv_baseline", path)
+    spec = importlib.util.spec_from_file_location(f"{name}_baseline", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def _cases(base, ref, tree, min_channels, rng):
+def _cases(base, base_direct, ref, tree, min_channels, rng, twin):
     """(name, baseline callable, this tree's callable) for each op and shape."""
     cases = []
     conv = [("small conv1", (128, 28, 28, 1), "same"), ("small conv2", (128, 14, 14, 8), "valid"),
@@ -91,6 +95,32 @@ def _cases(base, ref, tree, min_channels, rng):
         parts = row_blocks(_numba_conv_bias.sum_rows, kernel, shape[0])
         cases.append((f"bias grad {name}", lambda d=dz, o=db: ref.sum_rows(d, out=o),
                       lambda d=dz, o=db, k=kernel, p=parts: k(d, o, p)))
+    return cases + _direct_cases(base_direct, rng, twin)
+
+
+def _direct_cases(base_direct, rng, twin):
+    """(name, baseline, this tree's) for the direct convolution's forward and gradient kernels,
+    both sides' ``twin`` (0 parallel, 1 serial)."""
+    import numba
+
+    from tensornet.backend import _numba_direct_conv as tree_direct
+
+    cases = []
+    for name, shape, padding, f in [("small conv1", (128, 28, 28, 1), "same", 8),
+                                    ("mnist conv1", (128, 28, 28, 1), "valid", 32),
+                                    ("rgb conv1", (128, 32, 32, 3), "same", 32)]:
+        x = rng.standard_normal(shape).astype("float32")
+        kernel = rng.standard_normal((3, 3, shape[3], f)).astype("float32")
+        rows, cols = conv_geometry(shape[1:], (3, 3), (1, 1), (1, 1), padding)
+        a = _axes(rows, cols)
+        z = np.empty((shape[0], rows[5], cols[5], f), "float32")
+        dz = rng.standard_normal(z.shape).astype("float32")
+        dk, db = np.empty_like(kernel), np.empty(f, "float32")
+        parts = 1 if twin else numba.get_num_threads()
+        for label, fn in [("direct fwd", "direct_conv2d"), ("direct grads", "direct_conv2d_grads")]:
+            args = (x, kernel, z) if fn == "direct_conv2d" else (x, dz, dk, db, True, parts)
+            cases.append((f"{label} {name}", lambda k=getattr(base_direct, fn)[twin], g=args, a=a: k(*g, *a),
+                          lambda k=getattr(tree_direct, fn)[twin], g=args, a=a: k(*g, *a)))
     return cases
 
 
@@ -102,7 +132,7 @@ def main(argv=None):
     parser.add_argument("--serial", action="store_true",
                         help="both sides' serial twins (steadier on a loaded machine)")
     args = parser.parse_args(argv)
-    base = _baseline_module(args.baseline)
+    base, base_direct = _baseline_module(args.baseline), _baseline_module(args.baseline, "_numba_direct_conv")
     tree = NumpyBackend()
     tree._set_kernels("numba")
     if args.serial:
@@ -111,7 +141,7 @@ def main(argv=None):
             pair = getattr(base, name)
             setattr(base, name, (pair[1], pair[1]))
     ref = Backend()
-    cases = _cases(base, ref, tree, args.min_channels, np.random.default_rng(0))
+    cases = _cases(base, base_direct, ref, tree, args.min_channels, np.random.default_rng(0), int(args.serial))
     times = {name: ([], []) for name, _, _ in cases}
     for _ in range(2):  # compile and warm
         for _, base_fn, fresh in cases:

@@ -228,7 +228,8 @@ def test_training_a_cnn_matches_the_reference_backend(mode):
         np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
 
 
-# Direct convolution (tensornet.backend._numba_direct_conv): windows of few taps (kh kw c <= 27).
+# Direct convolution (tensornet.backend._numba_direct_conv): windows of few taps (kh kw c <= 27),
+# on both sides of FILTERS_INNER and GRADS_POSITIONS_OUTER (each kernel's two loop orders).
 DIRECT = [  # (x shape, window, strides, dilation, padding, filters)
     ((3, 9, 7, 1), (3, 3), (1, 1), (1, 1), "same", 8),
     ((2, 8, 9, 1), (2, 2), (1, 1), (1, 1), "same", 5),
@@ -237,6 +238,9 @@ DIRECT = [  # (x shape, window, strides, dilation, padding, filters)
     ((2, 9, 11, 3), (2, 3), (2, 1), (1, 2), "same", 8),
     ((1, 7, 8, 3), (3, 3), (1, 1), (2, 2), "same", 5),
     ((2, 6, 7, 1), (4, 2), (2, 2), (1, 1), "same", 1),
+    ((2, 10, 9, 3), (3, 3), (2, 1), (1, 2), "valid", 17),  # from FILTERS_INNER filters: q innermost
+    ((2, 7, 9, 1), (3, 3), (1, 1), (1, 1), "same", 12),
+    ((2, 8, 7, 1), (3, 2), (2, 1), (1, 2), "same", 33),  # c f from GRADS_POSITIONS_OUTER: j outermost
 ]
 
 

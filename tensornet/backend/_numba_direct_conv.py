@@ -28,18 +28,27 @@ from ._numba_conv import _U, _run  # unsigned indices; the output run a window o
 from ._numba_conv_bias import add_blocks  # the blocks' partial sums, added in order
 from ._numba_kernels import _twin
 
-__all__ = ["direct_conv2d", "direct_conv2d_grads"]
+__all__ = ["FILTERS_INNER", "GRADS_POSITIONS_OUTER", "direct_conv2d", "direct_conv2d_grads"]
+
+
+#: From this many filters the forward's innermost loop runs over the filters q (one vector of
+#: K's row per input value); below it, over the output positions j of a run.
+FILTERS_INNER = 8
 
 
 def _direct_conv2d(x, kernel, out, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
     """out[b, i, j, q] = sum_{u, v, ci} x[b, i sh + u dh - top, j sw + v dw - left, ci] K[u, v, ci, q]
-    (terms outside the image are 0). Per output row (b, i) the sums build in a (f, ow) buffer, one
-    tap (u, v, ci) and filter q at a time over the run of positions j that read inside the image
-    (contiguous, so the multiply-adds vectorise), then go to ``out`` transposed."""
+    (terms outside the image are 0), the terms added in (u, v, ci) order. Per output row (b, i)
+    the sums build in a buffer, one tap (u, v, ci) at a time over the run of positions j that
+    read inside the image. With at least :data:`FILTERS_INNER` filters the buffer is (ow, f), the
+    row of ``out`` itself, and each x value multiplies K's contiguous row of f filters (the
+    multiply-adds vectorise over q, x read once per tap); with fewer it is (f, ow), each filter's
+    multiply-adds vectorise over the run of j, and the buffer goes to ``out`` transposed."""
     n, h, w, c = x.shape
     f = kernel.shape[3]
     xf, kf, of = x.reshape(-1), kernel.reshape(-1), out.reshape(-1)
-    step, width = _U(sw * c), _U(ow)
+    step, width, uf = _U(sw * c), _U(ow), _U(f)
+    filters_inner = f >= FILTERS_INNER
     for row in prange(n * oh):
         b = row // oh
         i = row - b * oh
@@ -56,26 +65,45 @@ def _direct_conv2d(x, kernel, out, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
                 for ci in range(c):
                     start = _U(((b * h + si) * w + lo * sw + shift) * c + ci)
                     tap = _U(((u * kw + v) * c + ci) * f)
-                    for q in range(_U(f)):
-                        kv = kf[tap + q]
-                        a = q * width + _U(lo)
+                    if filters_inner:
                         for k in range(_U(hi - lo)):
-                            acc[a + k] += kv * xf[start + k * step]
+                            xv = xf[start + k * step]
+                            a = (_U(lo) + k) * uf
+                            for q in range(uf):
+                                acc[a + q] += xv * kf[tap + q]
+                    else:
+                        for q in range(uf):
+                            kv = kf[tap + q]
+                            a = q * width + _U(lo)
+                            for k in range(_U(hi - lo)):
+                                acc[a + k] += kv * xf[start + k * step]
         ob = _U(row * ow * f)
-        for j in range(width):
-            for q in range(_U(f)):
-                of[ob + j * _U(f) + q] = acc[q * width + j]
+        if filters_inner:
+            for e in range(width * uf):
+                of[ob + e] = acc[e]
+        else:
+            for j in range(width):
+                for q in range(uf):
+                    of[ob + j * uf + q] = acc[q * width + j]
 
 
 direct_conv2d = _twin(_direct_conv2d)
 
 
+#: From this many (input channel, filter) pairs c f the gradients' row loop runs over the output
+#: positions j outermost; below it, over the taps.
+GRADS_POSITIONS_OUTER = 32
+
+
 def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, top, oh, kw, sw, dw, left, ow):
     """dkernel[u, v, ci, q] = sum_{b, i, j} x[b, i sh + u dh - top, j sw + v dw - left, ci] dz[b, i, j, q]
     and, when ``with_bias``, dbias[q] = sum_{b, i, j} dz[b, i, j, q]: the rows (b, i) in ``parts``
-    blocks, each block's sums on their own, the blocks' sums added in order. Per row, dz's row goes
-    to a (f, ow) buffer and each (tap, q) term is one dot product over the positions j that read
-    inside the image (reassociated: it vectorises)."""
+    blocks, each block's sums on their own, the blocks' sums added in order (reassociated: the
+    loops vectorise). From :data:`GRADS_POSITIONS_OUTER` channel-filter pairs c f, a row's terms
+    go position j by position j: each x value in j's window times dz's contiguous row of f
+    filters, into dK's row of the tap (vectorised over q). Below it, tap by tap: dz's row goes to
+    a (f, ow) buffer and each (tap, q) term is one dot product over the positions j that read
+    inside the image (vectorised over j)."""
     n, h, w, c = x.shape
     f = dkernel.shape[3]
     taps = kh * kw * c
@@ -83,7 +111,8 @@ def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, to
     rows = n * oh
     partial = np.zeros((parts, taps * f + 16), dtype=dkernel.dtype)  # + 16: no cache line shared
     partial_bias = np.zeros((parts, f + 16), dtype=dkernel.dtype)
-    step, width = _U(sw * c), _U(ow)
+    step, width, uf = _U(sw * c), _U(ow), _U(f)
+    positions_outer = c * f >= GRADS_POSITIONS_OUTER
     block = (rows + parts - 1) // parts
     for p in prange(parts):
         acc, acc_bias = partial[p], partial_bias[p]
@@ -92,11 +121,33 @@ def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, to
             b = row // oh
             i = row - b * oh
             db = _U(row * ow * f)
+            if positions_outer:
+                for j in range(ow):
+                    d = db + _U(j) * uf
+                    if with_bias:
+                        for q in range(uf):
+                            acc_bias[q] += df[d + q]
+                    for u in range(kh):
+                        si = i * sh + u * dh - top
+                        if si < 0 or si >= h:
+                            continue
+                        for v in range(kw):
+                            sj = j * sw + v * dw - left
+                            if sj < 0 or sj >= w:
+                                continue
+                            xb = _U(((b * h + si) * w + sj) * c)
+                            tb = _U((u * kw + v) * c) * uf
+                            for ci in range(_U(c)):
+                                xv = xf[xb + ci]
+                                t = tb + ci * uf
+                                for q in range(uf):
+                                    acc[t + q] += xv * df[d + q]
+                continue
             for j in range(width):
-                for q in range(_U(f)):
-                    dzt[q * width + j] = df[db + j * _U(f) + q]
+                for q in range(uf):
+                    dzt[q * width + j] = df[db + j * uf + q]
             if with_bias:
-                for q in range(_U(f)):
+                for q in range(uf):
                     s = acc_bias[q]
                     for j in range(width):
                         s += dzt[q * width + j]
@@ -113,7 +164,7 @@ def _direct_conv2d_grads(x, dz, dkernel, dbias, with_bias, parts, kh, sh, dh, to
                     for ci in range(c):
                         start = _U(((b * h + si) * w + lo * sw + shift) * c + ci)
                         tap = _U(((u * kw + v) * c + ci) * f)
-                        for q in range(_U(f)):
+                        for q in range(uf):
                             a = q * width + _U(lo)
                             s = acc[tap + q]
                             for k in range(_U(hi - lo)):
