@@ -66,7 +66,8 @@ def train_text(run, machine):
     first = ""
     if later:
         first = f" Epoch 1 took {epochs[0]:.1f} s, the median later epoch {later:.1f} s"
-        first += (": the first one also compiles the CPU kernels." if epochs[0] > 1.2 * later else ".")
+        first += (": the first one also loads the CPU kernels from Numba's cache (or compiles them, in a fresh"
+                  " environment) and first touches the model's buffers." if epochs[0] > 1.2 * later else ".")
     return (f"With the defaults (seed 0) it printed test accuracy **{run['accuracy']}** after "
             f"{len(epochs) or 10} epochs, in {run['wall']:.0f} s of wall time on {machine}.{first}")
 

@@ -32,7 +32,7 @@ def test_the_train_block_quotes_the_runs_accuracy_and_first_epoch():
     assert run == {"accuracy": "0.8871", "wall": 16.2, "epochs": [9.5, 2.5, 2.7]}
     text = figures.replace_block(README, "train", figures.train_text(run, "a 2-core AMD EPYC"))
     assert "test accuracy **0.8871** after 3 epochs, in 16 s" in text
-    assert "Epoch 1 took 9.5 s, the median later epoch 2.7 s: the first one also compiles" in text
+    assert "Epoch 1 took 9.5 s, the median later epoch 2.7 s: the first one also loads the CPU kernels" in text
     assert figures.quoted_accuracy(text) == "0.8871"
     assert text.startswith("intro\n") and text.endswith("old table\n<!-- /figures:timing -->\nend\n")
 
