@@ -71,7 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import compare_cnn  # noqa: E402
-from harness import (GemmFloor, Stepper, StepTimer, gemm_flops, machine_info, paired_ratios,  # noqa: E402
+from harness import (GemmFloor, Stepper, StepTimer, gemm_flops, machine_info, paired_ratios, write_record,  # noqa: E402
                      time_interleaved)
 from tensornet.layers import BatchNormalization, Dense, Dropout  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
@@ -500,15 +500,11 @@ def main(argv=None):
         now = datetime.datetime.now()
         stamp = now.strftime("%Y%m%d-%H%M%S")
         stem = args.name or f"cpu-{os.cpu_count()}core-{now:%Y-%m-%d}-compare"
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
         info["load_average_after"] = load_after
-        payload = {"command": command.strip(), "when": stamp, "machine": info, "results": results,
+        payload = {"when": stamp, "machine": info, "results": results,
                    "sgd": {"lr": LR, "momentum": MOMENTUM, "nesterov": True},
                    "adam": {"lr": ADAM_LR, "epsilon": ADAM_EPSILON}, "dropout": DROPOUT}
-        (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        (out / f"{stem}.txt").write_text(f"$ {command.strip()}\n{header}\n{table}\n{footer}\n")
-        print(f"wrote {out / stem}.json and .txt")
+        write_record(stem, command.strip(), payload, header, table, footer)
     return results
 
 

@@ -178,7 +178,7 @@ def main(argv=None):
     if args.quick:
         args.pairs, args.warm_runs, args.samples = 1, 1, 1280
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from harness import machine_info
+    from harness import machine_info, write_record
 
     info = machine_info("cpu")
     header = (f"# {info['cpu']}, {info['cores']} cores, Python {info['python']}, NumPy {info['numpy']}, "
@@ -195,15 +195,10 @@ def main(argv=None):
     if not args.quick and not args.no_save:
         now = datetime.datetime.now()
         stem = args.name or f"cpu-{os.cpu_count()}core-{now:%Y-%m-%d}-first-run"
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
         info["load_average_after"] = os.getloadavg()
         command = "python bench/first_run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        payload = {"command": command.strip(), "when": f"{now:%Y%m%d-%H%M%S}", "machine": info, "results": results}
-        (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        text = "\n".join(format_result(r) for r in results)
-        (out / f"{stem}.txt").write_text(f"$ {command.strip()}\n{header}\n{text}\n{footer}\n")
-        print(f"wrote {out / stem}.json and .txt")
+        payload = {"when": f"{now:%Y%m%d-%H%M%S}", "machine": info, "results": results}
+        write_record(stem, command.strip(), payload, header, *(format_result(r) for r in results), footer)
     return results
 
 

@@ -4,6 +4,7 @@ interleaved rounds, and the results table."""
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
@@ -228,3 +229,16 @@ def format_table(results, targets):
                 f"{res['samples_per_s']['tensornet']:>13,.0f} {tgt:>10}  {'yes' if ok else 'NO'}")
         res["target_met"] = ok
     return "\n".join(lines)
+
+
+#: Where the benchmark scripts write their records.
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_record(stem, command, payload, *blocks):
+    """``results/<stem>.json``: {"command": ``command``, **``payload``}; ``results/<stem>.txt``:
+    ``$ command``, then each of ``blocks`` on its own line(s). Prints where it wrote them."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"command": command, **payload}, indent=2, default=str) + "\n")
+    (RESULTS / f"{stem}.txt").write_text("\n".join([f"$ {command}", *blocks]) + "\n")
+    print(f"wrote {RESULTS / stem}.json and .txt")

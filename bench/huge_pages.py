@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import compare_cnn  # noqa: E402
 from compare import TensornetStepper, TorchStepper, build_tensornet, build_torch  # noqa: E402
-from harness import machine_info, paired_ratios, time_interleaved  # noqa: E402
+from harness import machine_info, paired_ratios, time_interleaved, write_record  # noqa: E402
 from tensornet.backend import NumpyBackend, huge_pages  # noqa: E402
 
 #: (name, layer sizes (None: bench/compare_cnn.py's network of that name), batch, optimizer)
@@ -209,14 +208,10 @@ def main(argv=None):
     if not args.quick and not args.no_save:
         now = datetime.datetime.now()
         stem = args.name or f"cpu-{os.cpu_count()}core-{now:%Y-%m-%d}-huge-pages"
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
         command = "python bench/huge_pages.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        payload = {"command": command.strip(), "when": now.strftime("%Y%m%d-%H%M%S"), "machine": info,
-                   "transparent_hugepage": setting, "results": results}
-        (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        (out / f"{stem}.txt").write_text(f"$ {command.strip()}\n{header}\n{table}\n{footer}\n")
-        print(f"wrote {out / stem}.json and .txt")
+        payload = {"when": now.strftime("%Y%m%d-%H%M%S"), "machine": info, "transparent_hugepage": setting,
+                   "results": results}
+        write_record(stem, command.strip(), payload, header, table, footer)
     return results
 
 

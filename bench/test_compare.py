@@ -1,5 +1,6 @@
 """bench/compare.py in quick mode (so that it cannot rot), its interleaving on fake trainers, and
 its timing of fit's steps through a callback."""
+import json
 import statistics
 
 import numpy as np
@@ -121,3 +122,14 @@ def test_the_cnn_rows_are_cases_and_can_be_skipped():
     assert set(compare.CNN_CASES) == {"cnn-small", "mnist-cnn"} <= set(compare.CASE_NAMES)
     assert compare.main(["--quick", "--cases", "cnn-small,mnist-cnn", "--no-cnn", "--in-process",
                          "--result-json", "/dev/null"]) == []
+
+
+def test_a_record_is_its_json_and_its_text(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(harness, "RESULTS", tmp_path / "results")
+    harness.write_record("cpu-2core-x-compare", "python bench/compare.py --name x", {"results": [1, 2]},
+                         "# header", "table line 1\ntable line 2", "footer")
+    record = json.loads((tmp_path / "results" / "cpu-2core-x-compare.json").read_text())
+    assert record == {"command": "python bench/compare.py --name x", "results": [1, 2]}
+    text = (tmp_path / "results" / "cpu-2core-x-compare.txt").read_text()
+    assert text == "$ python bench/compare.py --name x\n# header\ntable line 1\ntable line 2\nfooter\n"
+    assert "cpu-2core-x-compare.json and .txt" in capsys.readouterr().out
