@@ -71,8 +71,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import compare_cnn  # noqa: E402
-from harness import (GemmFloor, Stepper, StepTimer, gemm_flops, machine_info, paired_ratios, write_record,  # noqa: E402
-                     time_interleaved)
+from harness import (GemmFloor, Stepper, StepTimer, command_line, gemm_flops, machine_info,  # noqa: E402
+                     paired_ratios, time_interleaved, write_record)
 from tensornet.layers import BatchNormalization, Dense, Dropout  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
 from tensornet.optimizers import SGD, Adam  # noqa: E402
@@ -474,7 +474,7 @@ def main(argv=None):
     targets[EPOCH_CASE[0]] = EPOCH_CASE[4]
     targets.update(compare_cnn.CASES)
     table = format_table(results, targets)
-    command = "python bench/compare.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("compare.py", argv)
     load_after = os.getloadavg()
     footer = ("ratio = tensornet / PyTorch's default implementation of the optimizer (foreach); r.other = against "
               "its fused=True one (step cases) or the DataLoader loop (epoch case); gemm = the step's matrix "
@@ -504,7 +504,7 @@ def main(argv=None):
         payload = {"when": stamp, "machine": info, "results": results,
                    "sgd": {"lr": LR, "momentum": MOMENTUM, "nesterov": True},
                    "adam": {"lr": ADAM_LR, "epsilon": ADAM_EPSILON}, "dropout": DROPOUT}
-        write_record(stem, command.strip(), payload, header, table, footer)
+        write_record(stem, command, payload, header, table, footer)
     return results
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import sys
 import time
@@ -45,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import machine_info  # noqa: E402
+from harness import command_line, machine_info, write_record  # noqa: E402
 from tensornet.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D  # noqa: E402
 from tensornet.models import Sequential  # noqa: E402
 from tensornet.optimizers import SGD  # noqa: E402
@@ -244,7 +243,7 @@ def main(argv=None):
     if args.quick:
         args.samples, args.warmup, args.profile_steps, args.no_save = 1024, 2, 2, True
     info = machine_info("cpu")
-    command = "python bench/compare_cnn.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line("compare_cnn.py", argv)
     results = []
     for name in args.cases.split(","):
         if name not in CASES:
@@ -258,12 +257,7 @@ def main(argv=None):
     print(header + "\n" + table)
     if not args.no_save:
         stem = args.name or f"cpu-{info['cores']}core-{datetime.date.today().isoformat()}-compare-cnn"
-        out = ROOT / "bench" / "results"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{stem}.json").write_text(json.dumps({"command": command, "machine": info, "results": results},
-                                                     indent=2, default=str))
-        (out / f"{stem}.txt").write_text(f"$ {command}\n{header}\n{table}\n")
-        print(f"wrote bench/results/{stem}.json and .txt")
+        write_record(stem, command, {"machine": info, "results": results}, header, table)
     return results
 
 

@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import machine_info  # noqa: E402
+from harness import command_line, machine_info, write_record  # noqa: E402
 from tensornet.layers import Add, Concatenate, Dense, Input  # noqa: E402
 from tensornet.models import Model  # noqa: E402
 from tensornet.optimizers import SGD  # noqa: E402
@@ -174,11 +174,8 @@ def main(argv=None):
             f"{result['max_weight_difference_after_3_steps']:.1e}")
     print(text)
     if not args.quick:
-        out = ROOT / "bench" / "results"
-        command = "python bench/compare_graph.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        (out / f"{args.name}.json").write_text(json.dumps({"command": command.strip(), "machine": info,
-                                                           "result": result}, indent=2) + "\n")
-        (out / f"{args.name}.txt").write_text(f"$ {command.strip()}\n{json.dumps(info)}\n{text}\n")
+        write_record(args.name, command_line("compare_graph.py", argv), {"machine": info, "result": result},
+                     json.dumps(info), text)
     return result
 
 

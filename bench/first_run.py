@@ -178,7 +178,7 @@ def main(argv=None):
     if args.quick:
         args.pairs, args.warm_runs, args.samples = 1, 1, 1280
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from harness import machine_info, write_record
+    from harness import command_line, machine_info, write_record
 
     info = machine_info("cpu")
     header = (f"# {info['cpu']}, {info['cores']} cores, Python {info['python']}, NumPy {info['numpy']}, "
@@ -196,9 +196,9 @@ def main(argv=None):
         now = datetime.datetime.now()
         stem = args.name or f"cpu-{os.cpu_count()}core-{now:%Y-%m-%d}-first-run"
         info["load_average_after"] = os.getloadavg()
-        command = "python bench/first_run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = command_line("first_run.py", argv)
         payload = {"when": f"{now:%Y%m%d-%H%M%S}", "machine": info, "results": results}
-        write_record(stem, command.strip(), payload, header, *(format_result(r) for r in results), footer)
+        write_record(stem, command, payload, header, *(format_result(r) for r in results), footer)
     return results
 
 

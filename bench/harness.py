@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -233,6 +234,12 @@ def format_table(results, targets):
 
 #: Where the benchmark scripts write their records.
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def command_line(script, argv=None):
+    """How a record names its run: ``python bench/<script> <arguments>`` (``argv``, else the
+    process's own), as typed at the repository root."""
+    return " ".join(["python", f"bench/{script}", *(argv if argv is not None else sys.argv[1:])])
 
 
 def write_record(stem, command, payload, *blocks):

@@ -24,6 +24,7 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import compare_cnn  # noqa: E402
 from compare import TensornetStepper, TorchStepper, build_tensornet, build_torch  # noqa: E402
-from harness import machine_info, paired_ratios, time_interleaved, write_record  # noqa: E402
+from harness import command_line, machine_info, paired_ratios, time_interleaved, write_record  # noqa: E402
 from tensornet.backend import NumpyBackend, huge_pages  # noqa: E402
 
 #: (name, layer sizes (None: bench/compare_cnn.py's network of that name), batch, optimizer)
@@ -43,21 +44,9 @@ CASES = [("mlp-512", (784, 512, 512, 10), 128, "nesterov"),
 TRAINERS = ("huge", "ordinary", "torch")
 
 
-class pages:
+def pages(huge):
     """``with pages(huge):`` -- ``TENSORNET_HUGE_PAGES`` set to 1 or 0 inside, restored after."""
-
-    def __init__(self, huge):
-        self.value = "1" if huge else "0"
-
-    def __enter__(self):
-        self.saved = os.environ.get("TENSORNET_HUGE_PAGES")
-        os.environ["TENSORNET_HUGE_PAGES"] = self.value
-
-    def __exit__(self, *exc):
-        if self.saved is None:
-            del os.environ["TENSORNET_HUGE_PAGES"]
-        else:
-            os.environ["TENSORNET_HUGE_PAGES"] = self.saved
+    return mock.patch.dict(os.environ, {"TENSORNET_HUGE_PAGES": "1" if huge else "0"})
 
 
 class PagesStepper(TensornetStepper):
@@ -208,10 +197,10 @@ def main(argv=None):
     if not args.quick and not args.no_save:
         now = datetime.datetime.now()
         stem = args.name or f"cpu-{os.cpu_count()}core-{now:%Y-%m-%d}-huge-pages"
-        command = "python bench/huge_pages.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = command_line("huge_pages.py", argv)
         payload = {"when": now.strftime("%Y%m%d-%H%M%S"), "machine": info, "transparent_hugepage": setting,
                    "results": results}
-        write_record(stem, command.strip(), payload, header, table, footer)
+        write_record(stem, command, payload, header, table, footer)
     return results
 
 
